@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+
+	"github.com/spf13/cobra"
+
+	"github.com/anonymize-dev/anonymize/diagnose"
+	"github.com/anonymize-dev/anonymize/inference"
+	"github.com/anonymize-dev/anonymize/pipeline"
+)
+
+// DoctorOptions are the inputs of `anonymize doctor`.
+type DoctorOptions struct {
+	IO     *IOStreams
+	Env    pipeline.Env
+	Config pipeline.Config
+}
+
+// NewCmdDoctor builds `anonymize doctor`.
+func NewCmdDoctor(f *Factory, runF func(context.Context, *DoctorOptions) error) *cobra.Command {
+	opts := &DoctorOptions{IO: f.IO, Config: pipeline.DefaultConfig()}
+	cmd := &cobra.Command{
+		Use:   "doctor",
+		Short: "Check OpenCV, ONNX Runtime, CUDA, NVML, ffmpeg and the models",
+		Long: "Report everything a run depends on: OpenCV and its video back-ends, the ONNX Runtime\n" +
+			"library and which execution providers load, whether CUDA and NVML are usable, ffmpeg,\n" +
+			"and each model file with its sha256, inputs and outputs. Exits 1 when `anonymize video`\n" +
+			"could not run.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := inference.ParseDevice(opts.Config.Device); err != nil {
+				return usageError{err}
+			}
+			opts.Env = pipeline.Env{Getenv: f.Getenv, Executable: f.executable(), Cwd: f.cwd()}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return runDoctor(cmd.Context(), opts)
+		},
+	}
+	addRuntimeFlags(cmd.Flags(), &opts.Config)
+	return cmd
+}
+
+func runDoctor(ctx context.Context, opts *DoctorOptions) error {
+	dev, _ := inference.ParseDevice(opts.Config.Device)
+	report := diagnose.Run(ctx, diagnose.Options{
+		Library:       inference.LibrarySearch{Flag: opts.Config.ORTLib, Getenv: opts.Env.Getenv, Executable: opts.Env.Executable},
+		Device:        dev,
+		ModelsDir:     opts.Config.ModelsDir,
+		DetectorModel: opts.Config.DetectorModel,
+		PoseModel:     opts.Config.PoseModel,
+		Getenv:        opts.Env.Getenv,
+		Cwd:           opts.Env.Cwd,
+	})
+	if err := report.Write(opts.IO.Out); err != nil {
+		return err
+	}
+	if report.Failed() {
+		return exitCodeError{exitError}
+	}
+	return nil
+}

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/anonymize-dev/anonymize/pipeline"
+	"github.com/anonymize-dev/anonymize/video"
+)
+
+// VideoOptions are the inputs of `anonymize video`.
+type VideoOptions struct {
+	IO        *IOStreams
+	Env       pipeline.Env
+	Input     string
+	Output    string
+	Overwrite bool
+	Quiet     bool
+	Config    pipeline.Config
+}
+
+// NewCmdVideo builds `anonymize video`; runF replaces the behaviour in
+// tests of flag parsing.
+func NewCmdVideo(f *Factory, runF func(context.Context, *VideoOptions) error) *cobra.Command {
+	opts := &VideoOptions{IO: f.IO, Config: pipeline.DefaultConfig()}
+	cmd := &cobra.Command{
+		Use:   "video INPUT OUTPUT",
+		Short: "Anonymize one video",
+		Long: "Detect every person in INPUT, black out a disk over each face and write OUTPUT\n" +
+			"(H.264, same size, frame rate and audio). OUTPUT appears only when the whole video\n" +
+			"succeeded; it is never the input, and an existing OUTPUT needs --overwrite.",
+		Example: "  anonymize video in.mp4 out.mp4\n" +
+			"  anonymize video --device cpu --frames 100 --draw in.mp4 debug.mp4",
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Input, opts.Output = args[0], args[1]
+			if err := opts.Config.Validate(); err != nil {
+				return usageError{err}
+			}
+			opts.Env = pipeline.Env{Getenv: f.Getenv, Executable: f.executable(), Cwd: f.cwd()}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return runVideo(cmd.Context(), opts)
+		},
+	}
+	addPipelineFlags(cmd.Flags(), &opts.Config)
+	cmd.Flags().BoolVar(&opts.Overwrite, "overwrite", false, "replace OUTPUT if it exists")
+	cmd.Flags().BoolVarP(&opts.Quiet, "quiet", "q", false, "print only warnings and errors: no progress bar, no summary")
+	return cmd
+}
+
+func runVideo(ctx context.Context, opts *VideoOptions) error {
+	log, lines := newLogger(opts.IO, opts.Quiet)
+	opts.Env.Log = log
+	// Fail on a bad input or output path before spending seconds on
+	// loading models.
+	if err := video.CheckPaths(opts.Input, opts.Output, opts.Overwrite); err != nil {
+		return err
+	}
+	engine, err := pipeline.NewEngine(opts.Config, opts.Env)
+	if err != nil {
+		return err
+	}
+	defer engine.Close()
+
+	bar := newProgress(opts.IO, opts.Quiet, lines)
+	res, err := engine.ProcessVideo(ctx, pipeline.Job{Input: opts.Input, Output: opts.Output, Overwrite: opts.Overwrite},
+		pipeline.Hooks{
+			Started: func(info video.Info, frames int) { bar.start(filepath.Base(opts.Output), frames) },
+			Frame:   func(pipeline.FrameResult) { bar.frame() },
+		})
+	bar.finish()
+	if err != nil {
+		return err
+	}
+	if !opts.Quiet {
+		fmt.Fprintln(opts.IO.ErrOut, summaryLine(res, engine.Providers()))
+	}
+	return nil
+}
+
+func summaryLine(res pipeline.Result, providers string) string {
+	s := res.Stats
+	m := s.Masks
+	return fmt.Sprintf("anonymize: %s: %d frames, %d people masked (up to %d in a frame), fallbacks: %d face_keypoints, %d head_box, %d radius_floor; %.1f fps on %s, encoded with %s",
+		res.Output, s.Frames, s.People, s.MaxPeople, m.FaceKeypoints, m.HeadBox, m.RadiusFloor, s.FPS(), providers, res.Encoder)
+}

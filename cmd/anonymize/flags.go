@@ -1,0 +1,33 @@
+package main
+
+import (
+	"github.com/spf13/pflag"
+
+	"github.com/anonymize-dev/anonymize/pipeline"
+)
+
+// addRuntimeFlags adds the flags that choose the runtime and the models:
+// shared by every command that loads them.
+func addRuntimeFlags(fs *pflag.FlagSet, c *pipeline.Config) {
+	fs.StringVar(&c.Device, "device", c.Device, "where models run: auto (CUDA if usable, else CPU), cpu, cuda or cuda:N")
+	fs.StringVar(&c.ORTLib, "ort-lib", c.ORTLib, "path of libonnxruntime.so (default: $ANONYMIZE_ORT_LIB, lib/ next to the binary, then the system library path)")
+	fs.StringVar(&c.ModelsDir, "models-dir", c.ModelsDir, "model folder (default: $ANONYMIZE_MODELS, ./models, then the user cache folder)")
+	fs.StringVar(&c.DetectorModel, "detector-model", c.DetectorModel, "DETR person detector .onnx file (overrides the model folder)")
+	fs.StringVar(&c.PoseModel, "pose-model", c.PoseModel, "TransPose keypoint model .onnx file (overrides the model folder)")
+}
+
+// addPipelineFlags adds the flags of one anonymization job: shared by
+// `video` and `batch`.
+func addPipelineFlags(fs *pflag.FlagSet, c *pipeline.Config) {
+	addRuntimeFlags(fs, c)
+	fs.Float64Var(&c.Threshold, "threshold", c.Threshold, "minimum person score of the detector")
+	fs.IntVar(&c.DetectSize, "detect-size", c.DetectSize, "short side of the detector input in pixels (the long side is capped at 1333/800 of it)")
+	fs.IntVar(&c.PoseBatch, "pose-batch", c.PoseBatch, "most people sent through the pose model at once (lower it if the GPU runs out of memory on crowds)")
+	fs.Float64Var(&c.KptThreshold, "kpt-threshold", c.KptThreshold, "minimum keypoint confidence; below it the mask falls back to eyes and ears, then to the head region of the box")
+	fs.Float64Var(&c.MaskScale, "mask-scale", c.MaskScale, "multiplies the mask radius (the larger nose-to-shoulder distance)")
+	fs.IntVar(&c.CRF, "crf", c.CRF, "x264 constant rate factor, 1 (best) to 51: 18 is visually lossless, 23 is x264's default")
+	fs.StringVar(&c.Preset, "preset", c.Preset, "x264 speed preset (ultrafast ... veryslow)")
+	fs.StringVar(&c.Audio, "audio", c.Audio, "audio of the input: copy or drop")
+	fs.IntVar(&c.Frames, "frames", c.Frames, "process only the first N frames (0: all)")
+	fs.BoolVar(&c.Draw, "draw", c.Draw, "also draw boxes and skeletons (debugging; the output still has the masks)")
+}

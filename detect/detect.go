@@ -1,0 +1,311 @@
+// Package detect finds people in a frame with DETR (facebook/detr-resnet-50
+// exported to ONNX) and returns their boxes in frame pixels.
+package detect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"math"
+
+	ort "github.com/yalue/onnxruntime_go"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+	"gocv.io/x/gocv"
+
+	"github.com/anonymize-dev/anonymize/inference"
+	"github.com/anonymize-dev/anonymize/models"
+	"github.com/anonymize-dev/anonymize/telemetry"
+)
+
+const tracerName = "github.com/anonymize-dev/anonymize/detect"
+
+// Box is an axis-aligned box in frame pixels, X2/Y2 exclusive.
+type Box struct{ X1, Y1, X2, Y2 float32 }
+
+// W returns the box width.
+func (b Box) W() float32 { return b.X2 - b.X1 }
+
+// H returns the box height.
+func (b Box) H() float32 { return b.Y2 - b.Y1 }
+
+// Rect returns the box as whole pixels, growing it to cover partial pixels.
+func (b Box) Rect() image.Rectangle {
+	return image.Rect(int(math.Floor(float64(b.X1))), int(math.Floor(float64(b.Y1))),
+		int(math.Ceil(float64(b.X2))), int(math.Ceil(float64(b.Y2))))
+}
+
+// Detection is one person.
+type Detection struct {
+	Box   Box
+	Score float32
+}
+
+// Config holds the detector's settings.
+type Config struct {
+	// Threshold is the minimum person score (the reference used 0.70).
+	Threshold float32
+	// ShortSide and LongSide bound the resized input as DetrImageProcessor
+	// does: the short side becomes ShortSide unless the long side would
+	// then exceed LongSide.
+	ShortSide, LongSide int
+}
+
+// DefaultConfig returns DetrImageProcessor's sizes and the reference's threshold.
+func DefaultConfig() Config {
+	return Config{Threshold: 0.70, ShortSide: 800, LongSide: 1333}
+}
+
+// Detector runs one DETR session. It is not safe for concurrent use: it
+// reuses its input buffers from frame to frame.
+type Detector struct {
+	sess    *inference.Session
+	cfg     Config
+	hasMask bool
+	tracer  trace.Tracer
+
+	resized  gocv.Mat
+	inW, inH int
+	pixels   *ort.Tensor[float32]
+	mask     *ort.Tensor[int64]
+}
+
+// New wraps an opened DETR session.
+func New(sess *inference.Session, cfg Config) (*Detector, error) {
+	if cfg.ShortSide <= 0 || cfg.LongSide < cfg.ShortSide {
+		return nil, fmt.Errorf("detector input size %d/%d is invalid", cfg.ShortSide, cfg.LongSide)
+	}
+	_, hasMask := sess.Binding.Input(models.DETRPixelMask)
+	return &Detector{
+		sess:    sess,
+		cfg:     cfg,
+		hasMask: hasMask,
+		tracer:  otel.Tracer(tracerName),
+		resized: gocv.NewMat(),
+	}, nil
+}
+
+// Close frees the detector's buffers (not the session).
+func (d *Detector) Close() error {
+	err := d.destroyTensors()
+	return errors.Join(err, d.resized.Close())
+}
+
+func (d *Detector) destroyTensors() error {
+	var errs []error
+	if d.pixels != nil {
+		errs = append(errs, d.pixels.Destroy())
+		d.pixels = nil
+	}
+	if d.mask != nil {
+		errs = append(errs, d.mask.Destroy())
+		d.mask = nil
+	}
+	return errors.Join(errs...)
+}
+
+// Detect returns the people in a BGR frame.
+func (d *Detector) Detect(ctx context.Context, frame gocv.Mat) (dets []Detection, err error) {
+	ctx, span := d.tracer.Start(ctx, "person_detection")
+	defer func() {
+		span.SetAttributes(attribute.Int("detections", len(dets)))
+		telemetry.EndSpan(span, err)
+	}()
+	if frame.Empty() || frame.Type() != gocv.MatTypeCV8UC3 {
+		return nil, fmt.Errorf("detect: frame must be a non-empty 8-bit BGR image")
+	}
+
+	_, pre := d.tracer.Start(ctx, "preprocess")
+	err = d.preprocess(frame)
+	pre.SetAttributes(attribute.Int("input.width", d.inW), attribute.Int("input.height", d.inH))
+	telemetry.EndSpan(pre, err)
+	if err != nil {
+		return nil, err
+	}
+
+	_, inf := d.tracer.Start(ctx, "inference")
+	inputs := []ort.Value{d.pixels}
+	if d.hasMask {
+		inputs = append(inputs, d.mask)
+	}
+	outputs := []ort.Value{nil, nil}
+	err = d.sess.Run(inputs, outputs)
+	telemetry.EndSpan(inf, err)
+	defer destroyAll(outputs)
+	if err != nil {
+		return nil, err
+	}
+
+	_, post := d.tracer.Start(ctx, "postprocess")
+	dets, err = decodeOutputs(outputs, frame.Cols(), frame.Rows(), d.cfg.Threshold)
+	telemetry.EndSpan(post, err)
+	return dets, err
+}
+
+func (d *Detector) preprocess(frame gocv.Mat) error {
+	fw, fh := frame.Cols(), frame.Rows()
+	oh, ow := ResizeTarget(fh, fw, d.cfg.ShortSide, d.cfg.LongSide)
+	interp := gocv.InterpolationLinear
+	if ow < fw {
+		// PIL's bilinear resize (what DetrImageProcessor uses) filters over
+		// the whole footprint when shrinking; INTER_AREA is OpenCV's closest.
+		interp = gocv.InterpolationArea
+	}
+	src := frame
+	if ow != fw || oh != fh {
+		gocv.Resize(frame, &d.resized, image.Pt(ow, oh), 0, 0, interp)
+		src = d.resized
+	}
+	if err := d.ensureTensors(ow, oh); err != nil {
+		return err
+	}
+	data, err := src.DataPtrUint8()
+	if err != nil {
+		return fmt.Errorf("detect: read frame pixels: %w", err)
+	}
+	return inference.PackImageNet(d.pixels.GetData(), data, ow, oh, int(src.Step()))
+}
+
+func (d *Detector) ensureTensors(w, h int) error {
+	if d.pixels != nil && d.inW == w && d.inH == h {
+		return nil
+	}
+	if err := d.destroyTensors(); err != nil {
+		return fmt.Errorf("detect: free input: %w", err)
+	}
+	var err error
+	d.pixels, err = ort.NewEmptyTensor[float32](ort.NewShape(1, 3, int64(h), int64(w)))
+	if err != nil {
+		return fmt.Errorf("detect: allocate input: %w", err)
+	}
+	if d.hasMask {
+		// One unpadded image per batch: every pixel is real.
+		d.mask, err = ort.NewEmptyTensor[int64](ort.NewShape(1, int64(h), int64(w)))
+		if err != nil {
+			return fmt.Errorf("detect: allocate pixel mask: %w", err)
+		}
+		m := d.mask.GetData()
+		for i := range m {
+			m[i] = 1
+		}
+	}
+	d.inW, d.inH = w, h
+	return nil
+}
+
+func decodeOutputs(outputs []ort.Value, frameW, frameH int, threshold float32) ([]Detection, error) {
+	logits, ok := outputs[0].(*ort.Tensor[float32])
+	if !ok {
+		return nil, fmt.Errorf("detect: logits output is %T, want a float32 tensor", outputs[0])
+	}
+	boxes, ok := outputs[1].(*ort.Tensor[float32])
+	if !ok {
+		return nil, fmt.Errorf("detect: pred_boxes output is %T, want a float32 tensor", outputs[1])
+	}
+	ls, bs := logits.GetShape(), boxes.GetShape()
+	if len(ls) != 3 || len(bs) != 3 || ls[0] != 1 || bs[0] != 1 || ls[1] != bs[1] || bs[2] != 4 {
+		return nil, fmt.Errorf("detect: model returned logits %v and pred_boxes %v, want [1,Q,C+1] and [1,Q,4]", ls, bs)
+	}
+	return Postprocess(logits.GetData(), boxes.GetData(), int(ls[1]), int(ls[2]), frameW, frameH, threshold)
+}
+
+// ResizeTarget computes DetrImageProcessor's output size (height, width) for
+// an image of h x w: the short side becomes short unless that would push
+// the long side past long, in which case the long side becomes long.
+func ResizeTarget(h, w, short, long int) (oh, ow int) {
+	size := float64(short)
+	minSide, maxSide := float64(min(h, w)), float64(max(h, w))
+	raw := 0.0
+	if maxSide/minSide*size > float64(long) {
+		raw = float64(long) * minSide / maxSide
+		size = math.Round(raw)
+	}
+	s := int(size)
+	if (h <= w && h == s) || (w <= h && w == s) {
+		return h, w
+	}
+	scaled := func(side int) int {
+		if raw > 0 {
+			return int(raw * float64(side) / minSide)
+		}
+		return int(size * float64(side) / minSide)
+	}
+	if w < h {
+		return scaled(h), s
+	}
+	return s, scaled(w)
+}
+
+// Postprocess turns DETR's raw outputs for one image (logits [Q,C+1],
+// boxes [Q,4] as normalised cx,cy,w,h) into person detections in frame
+// pixels, as HF's post_process_object_detection does: softmax over all
+// classes, drop "no object" (the last), keep queries whose best class is
+// person with a score at or above threshold.
+func Postprocess(logits, boxes []float32, queries, classes, frameW, frameH int, threshold float32) ([]Detection, error) {
+	if classes <= models.COCOPersonClass+1 {
+		return nil, fmt.Errorf("detect: model has %d classes, too few to hold COCO person (id %d) and no-object", classes, models.COCOPersonClass)
+	}
+	if len(logits) < queries*classes || len(boxes) < queries*4 {
+		return nil, fmt.Errorf("detect: outputs hold %d logits and %d box values, want %d and %d",
+			len(logits), len(boxes), queries*classes, queries*4)
+	}
+	W, H := float32(frameW), float32(frameH)
+	var out []Detection
+	probs := make([]float32, classes)
+	for q := 0; q < queries; q++ {
+		softmax(probs, logits[q*classes:(q+1)*classes])
+		best := 0
+		for c := 1; c < classes-1; c++ {
+			if probs[c] > probs[best] {
+				best = c
+			}
+		}
+		score := probs[models.COCOPersonClass]
+		if best != models.COCOPersonClass || score < threshold {
+			continue
+		}
+		b := boxes[q*4 : q*4+4]
+		cx, cy, bw, bh := b[0], b[1], b[2], b[3]
+		box := Box{
+			X1: clamp((cx-bw/2)*W, 0, W),
+			Y1: clamp((cy-bh/2)*H, 0, H),
+			X2: clamp((cx+bw/2)*W, 0, W),
+			Y2: clamp((cy+bh/2)*H, 0, H),
+		}
+		if box.X2 <= box.X1 || box.Y2 <= box.Y1 {
+			continue // entirely outside the frame: nothing to mask
+		}
+		out = append(out, Detection{Box: box, Score: score})
+	}
+	return out, nil
+}
+
+func softmax(dst, logits []float32) {
+	m := logits[0]
+	for _, v := range logits[1:] {
+		m = max(m, v)
+	}
+	var sum float64
+	for i, v := range logits {
+		e := math.Exp(float64(v - m))
+		dst[i] = float32(e)
+		sum += e
+	}
+	for i := range dst {
+		dst[i] = float32(float64(dst[i]) / sum)
+	}
+}
+
+func clamp(v, lo, hi float32) float32 {
+	return min(max(v, lo), hi)
+}
+
+func destroyAll(vs []ort.Value) {
+	for _, v := range vs {
+		if v != nil {
+			v.Destroy()
+		}
+	}
+}

@@ -1,0 +1,281 @@
+// Package diagnose checks everything a run depends on (OpenCV, ONNX Runtime
+// and its execution providers, CUDA, NVML, ffmpeg, the model files) and
+// reports it, for `anonymize doctor`.
+package diagnose
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os/exec"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+	"gocv.io/x/gocv"
+
+	"github.com/anonymize-dev/anonymize/inference"
+	"github.com/anonymize-dev/anonymize/models"
+	"github.com/anonymize-dev/anonymize/models/onnxgraph"
+)
+
+// Status grades one check.
+type Status string
+
+const (
+	OK   Status = "ok"
+	Info Status = "info"
+	Warn Status = "warn" // works, but worse than it could
+	Fail Status = "FAIL" // `anonymize video` cannot run
+)
+
+// Check is one line of the report.
+type Check struct {
+	Section string
+	Name    string
+	Status  Status
+	Detail  string
+}
+
+// Report is the outcome of Run.
+type Report struct {
+	Checks []Check
+}
+
+func (r *Report) add(section, name string, st Status, format string, args ...any) {
+	r.Checks = append(r.Checks, Check{Section: section, Name: name, Status: st, Detail: fmt.Sprintf(format, args...)})
+}
+
+// Failed reports whether anything `anonymize video` needs is missing.
+func (r Report) Failed() bool {
+	for _, c := range r.Checks {
+		if c.Status == Fail {
+			return true
+		}
+	}
+	return false
+}
+
+// Write prints the report grouped by section.
+func (r Report) Write(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	section := ""
+	for _, c := range r.Checks {
+		if c.Section != section {
+			if section != "" {
+				fmt.Fprintln(tw)
+			}
+			section = c.Section
+			fmt.Fprintf(tw, "%s\n", section)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", c.Status, c.Name, c.Detail)
+	}
+	return tw.Flush()
+}
+
+// Options says what to check.
+type Options struct {
+	Library       inference.LibrarySearch
+	Device        inference.Device
+	ModelsDir     string
+	DetectorModel string
+	PoseModel     string
+	Getenv        func(string) string
+	Cwd           string
+	// NVML is the NVML interface; nil uses the real library.
+	NVML nvml.Interface
+}
+
+// Run performs every check. It never stops early: the point is to see
+// everything that is wrong at once.
+func Run(ctx context.Context, o Options) Report {
+	var r Report
+	checkOpenCV(&r)
+	checkTools(ctx, &r)
+	rt := checkORT(&r, o)
+	checkNVML(&r, o.NVML)
+	checkModels(&r, rt, o)
+	return r
+}
+
+func checkOpenCV(r *Report) {
+	const s = "OpenCV"
+	r.add(s, "version", OK, "%s", gocv.OpenCVVersion())
+	readers, writers := OpenCVBackends()
+	st := OK
+	if !contains(readers, "FFMPEG") {
+		st = Fail
+	}
+	r.add(s, "read back-ends", st, "%s", strings.Join(readers, ", "))
+	r.add(s, "write back-ends", Info, "%s (used only when ffmpeg is missing)", strings.Join(writers, ", "))
+}
+
+func checkTools(ctx context.Context, r *Report) {
+	const s = "ffmpeg"
+	for _, tool := range []string{"ffmpeg", "ffprobe"} {
+		path, err := exec.LookPath(tool)
+		if err != nil {
+			detail := "not found: output falls back to OpenCV's mp4v writer without audio; install ffmpeg (apt-get install ffmpeg)"
+			if tool == "ffprobe" {
+				detail = "not found: frame rates are read from OpenCV as floats; install ffmpeg"
+			}
+			r.add(s, tool, Warn, "%s", detail)
+			continue
+		}
+		r.add(s, tool, OK, "%s (%s)", firstOutputLine(ctx, path, "-version"), path)
+	}
+	if path, err := exec.LookPath("ffmpeg"); err == nil {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		out, _ := exec.CommandContext(cctx, path, "-hide_banner", "-encoders").Output()
+		if strings.Contains(string(out), "libx264") {
+			r.add(s, "libx264", OK, "available")
+		} else {
+			r.add(s, "libx264", Fail, "ffmpeg has no libx264 encoder: install a build with it (Debian's ffmpeg has it)")
+		}
+	}
+}
+
+func firstOutputLine(ctx context.Context, path string, args ...string) string {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(cctx, path, args...).Output()
+	if err != nil {
+		return "unknown version: " + err.Error()
+	}
+	line, _, _ := bufio.NewReader(strings.NewReader(string(out))).ReadLine()
+	return strings.TrimSpace(string(line))
+}
+
+func checkORT(r *Report, o Options) *inference.Runtime {
+	const s = "ONNX Runtime"
+	rt, err := inference.Load(o.Library, nil)
+	if err != nil {
+		r.add(s, "library", Fail, "%v", err)
+		return nil
+	}
+	r.add(s, "library", OK, "%s (%s, found via %s)", rt.Version, rt.Library, rt.Source)
+	probe, err := probeModel()
+	if err != nil {
+		r.add(s, "providers", Fail, "cannot build the probe model: %v", err)
+		return rt
+	}
+	if err := rt.ProbeProvider(inference.Device{Kind: inference.DeviceCPU}, probe); err != nil {
+		r.add(s, inference.ProviderCPU, Fail, "%v", err)
+	} else {
+		r.add(s, inference.ProviderCPU, OK, "loads")
+	}
+	dev := o.Device
+	if dev.Kind != inference.DeviceCUDA {
+		dev = inference.Device{Kind: inference.DeviceCUDA}
+	}
+	if err := rt.ProbeProvider(dev, probe); err != nil {
+		st := Info
+		if o.Device.Kind == inference.DeviceCUDA {
+			st = Fail
+		}
+		r.add(s, inference.ProviderCUDA, st, "does not load on device %d: %v", dev.ID, err)
+	} else {
+		r.add(s, inference.ProviderCUDA, OK, "loads on device %d", dev.ID)
+	}
+	return rt
+}
+
+// probeModel is a one-node model: enough for a provider to load and
+// claim a node, so its libraries are really exercised.
+func probeModel() ([]byte, error) {
+	g := onnxgraph.New("anonymize_doctor_probe")
+	x := g.Input("x", onnxgraph.Float32, onnxgraph.Fixed(1), onnxgraph.Fixed(4))
+	g.Node("Relu", []string{x}, []string{"y"})
+	g.Output("y", onnxgraph.Float32, onnxgraph.Fixed(1), onnxgraph.Fixed(4))
+	return g.Marshal(13)
+}
+
+func checkNVML(r *Report, lib nvml.Interface) {
+	const s = "NVIDIA GPU (NVML)"
+	if lib == nil {
+		lib = nvml.New()
+	}
+	if ret := lib.Init(); ret != nvml.SUCCESS {
+		r.add(s, "NVML", Info, "not usable (%s): no NVIDIA driver here; GPU metrics will be off", nvml.ErrorString(ret))
+		return
+	}
+	defer lib.Shutdown()
+	driver, _ := lib.SystemGetDriverVersion()
+	n, ret := lib.DeviceGetCount()
+	if ret != nvml.SUCCESS {
+		r.add(s, "NVML", Warn, "driver %s, but cannot count devices: %s", driver, nvml.ErrorString(ret))
+		return
+	}
+	r.add(s, "NVML", OK, "driver %s, %d GPU(s)", driver, n)
+	for i := 0; i < n; i++ {
+		d, ret := lib.DeviceGetHandleByIndex(i)
+		if ret != nvml.SUCCESS {
+			r.add(s, fmt.Sprintf("GPU %d", i), Warn, "%s", nvml.ErrorString(ret))
+			continue
+		}
+		name, _ := d.GetName()
+		mem, _ := d.GetMemoryInfo()
+		r.add(s, fmt.Sprintf("GPU %d", i), OK, "%s, %.1f GiB memory, %.1f GiB free",
+			name, float64(mem.Total)/(1<<30), float64(mem.Free)/(1<<30))
+	}
+}
+
+func checkModels(r *Report, rt *inference.Runtime, o Options) {
+	const s = "Models"
+	dir, source := models.ResolveDir(o.ModelsDir, o.Getenv, o.Cwd)
+	r.add(s, "folder", Info, "%s (from %s)", dir, source)
+	for _, m := range models.Registry {
+		override := o.DetectorModel
+		if m.Role == models.RolePose {
+			override = o.PoseModel
+		}
+		path, err := models.Find(m.Role, override, dir, source)
+		if err != nil {
+			r.add(s, string(m.Role), Fail, "%v", err)
+			continue
+		}
+		sum, _, err := models.FileSHA256(path)
+		if err != nil {
+			r.add(s, string(m.Role), Fail, "%s: %v", path, err)
+			continue
+		}
+		r.add(s, string(m.Role), OK, "%s sha256 %s", path, sum)
+		if rt == nil {
+			continue
+		}
+		mi, err := rt.ReadModelInfo(path)
+		if err != nil {
+			r.add(s, "", Fail, "%v", err)
+			continue
+		}
+		r.add(s, "", Info, "inputs: %s", tensorList(mi.Inputs))
+		r.add(s, "", Info, "outputs: %s", tensorList(mi.Outputs))
+		if _, err := m.Contract.Check(mi.Inputs, mi.Outputs); err != nil {
+			r.add(s, "", Fail, "%v", err)
+		} else if mi.Synthetic() {
+			r.add(s, "", Warn, "synthetic demo model: fits the contract but does not find real people")
+		} else {
+			r.add(s, "", OK, "fits the %s contract", m.Contract.Model)
+		}
+	}
+}
+
+func tensorList(ts []models.TensorInfo) string {
+	parts := make([]string, len(ts))
+	for i, t := range ts {
+		parts[i] = t.String()
+	}
+	return strings.Join(parts, ", ")
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,318 @@
+// Package inference loads ONNX Runtime and opens model sessions on the
+// device the user asked for. Sessions are opened once per run and reused for
+// every frame; the packages that own each model (detect, pose) feed them.
+package inference
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+
+	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/anonymize-dev/anonymize/models"
+)
+
+// Provider names as ONNX Runtime spells them.
+const (
+	ProviderCPU  = "CPUExecutionProvider"
+	ProviderCUDA = "CUDAExecutionProvider"
+)
+
+// Runtime is the loaded ONNX Runtime library. ONNX Runtime keeps one
+// environment per process, so there is at most one Runtime.
+type Runtime struct {
+	Library string // the path or name it was loaded from
+	Source  string // how it was found
+	Version string
+	log     *slog.Logger
+
+	mu         sync.Mutex
+	cudaFailed error // first CUDA failure under --device auto, reported once
+}
+
+var (
+	loadMu  sync.Mutex
+	loaded  *Runtime
+	loadErr error
+)
+
+// Load finds and initialises ONNX Runtime. Later calls return the same
+// Runtime (or the same error): the C library cannot be swapped in-process.
+func Load(search LibrarySearch, log *slog.Logger) (*Runtime, error) {
+	loadMu.Lock()
+	defer loadMu.Unlock()
+	if loaded != nil || loadErr != nil {
+		return loaded, loadErr
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cands, err := search.Candidates()
+	if err != nil {
+		loadErr = fmt.Errorf("load ONNX Runtime: %w", err)
+		return nil, loadErr
+	}
+	var errs []string
+	for _, c := range cands {
+		ort.SetSharedLibraryPath(c.Path)
+		err := ort.InitializeEnvironment(ort.WithLogLevelError())
+		if err == nil {
+			loaded = &Runtime{Library: c.Path, Source: c.Source, Version: ort.GetVersion(), log: log}
+			return loaded, nil
+		}
+		msg := err.Error()
+		if strings.Contains(msg, "Error setting ORT API base") {
+			// The library loaded but does not serve the C API version the
+			// Go binding was built for: an old ONNX Runtime.
+			msg = fmt.Sprintf("%s is too old: ONNX Runtime 1.24 or newer is required", c.Path)
+		}
+		if c.System && strings.Contains(msg, "cannot open shared object file") {
+			continue // expected when it is not installed system-wide
+		}
+		errs = append(errs, msg)
+	}
+	if len(errs) > 0 {
+		loadErr = fmt.Errorf("load ONNX Runtime: %s; %s", strings.Join(errs, "; "), InstallHint)
+	} else {
+		loadErr = fmt.Errorf("%w (looked at %s); %s", ErrLibraryNotFound, describeTried(cands), InstallHint)
+	}
+	return nil, loadErr
+}
+
+// SessionOptions are the per-model knobs.
+type SessionOptions struct {
+	Role     string // "detector" or "pose", for messages
+	Path     string
+	Contract models.Contract
+	Device   Device
+}
+
+// Session is one opened model.
+type Session struct {
+	Role     string
+	Path     string
+	Provider string // the execution provider the session was opened with
+	Binding  models.Binding
+	Meta     map[string]string
+	session  *ort.DynamicAdvancedSession
+}
+
+// InputNames returns the bound input names in contract order.
+func (s *Session) InputNames() []string { return names(s.Binding.Inputs) }
+
+// OutputNames returns the bound output names in contract order.
+func (s *Session) OutputNames() []string { return names(s.Binding.Outputs) }
+
+// Run runs the model; nil outputs are allocated by ONNX Runtime and must be
+// destroyed by the caller.
+func (s *Session) Run(inputs, outputs []ort.Value) error {
+	if err := s.session.Run(inputs, outputs); err != nil {
+		return fmt.Errorf("%s model %s: %w", s.Role, s.Path, err)
+	}
+	return nil
+}
+
+// Close releases the session.
+func (s *Session) Close() error {
+	if s == nil || s.session == nil {
+		return nil
+	}
+	err := s.session.Destroy()
+	s.session = nil
+	return err
+}
+
+func names(infos []models.TensorInfo) []string {
+	out := make([]string, len(infos))
+	for i, t := range infos {
+		out[i] = t.Name
+	}
+	return out
+}
+
+// ModelInfo is what a model file declares.
+type ModelInfo struct {
+	Inputs, Outputs []models.TensorInfo
+	Meta            map[string]string
+}
+
+// Synthetic reports whether the file is one of our demo models.
+func (m ModelInfo) Synthetic() bool { return m.Meta["anonymize.synthetic"] == "true" }
+
+// ReadModelInfo reads a model's declared inputs, outputs and metadata
+// without keeping a session open.
+func (r *Runtime) ReadModelInfo(path string) (ModelInfo, error) {
+	var mi ModelInfo
+	st, err := os.Stat(path)
+	if err != nil {
+		return mi, fmt.Errorf("model %s: %w", path, err)
+	}
+	if st.IsDir() {
+		return mi, fmt.Errorf("model %s is a folder, not an .onnx file", path)
+	}
+	ins, outs, err := ort.GetInputOutputInfo(path)
+	if err != nil {
+		return mi, fmt.Errorf("model %s is not a valid ONNX file (%v): re-export or re-download it", path, firstLine(err))
+	}
+	mi.Inputs, mi.Outputs = convertInfos(ins), convertInfos(outs)
+	mi.Meta = map[string]string{}
+	if md, err := ort.GetModelMetadata(path); err == nil {
+		if keys, err := md.GetCustomMetadataMapKeys(); err == nil {
+			for _, k := range keys {
+				if v, ok, err := md.LookupCustomMetadataMap(k); err == nil && ok {
+					mi.Meta[k] = v
+				}
+			}
+		}
+		md.Destroy()
+	}
+	return mi, nil
+}
+
+func convertInfos(in []ort.InputOutputInfo) []models.TensorInfo {
+	out := make([]models.TensorInfo, len(in))
+	for i, t := range in {
+		out[i] = models.TensorInfo{Name: t.Name, DType: dtype(t), Dims: append([]int64(nil), t.Dimensions...)}
+	}
+	return out
+}
+
+func dtype(t ort.InputOutputInfo) models.DType {
+	if t.OrtValueType != ort.ONNXTypeTensor {
+		return models.DType(strings.ToLower(t.OrtValueType.String()))
+	}
+	switch t.DataType {
+	case ort.TensorElementDataTypeFloat:
+		return models.Float32
+	case ort.TensorElementDataTypeInt64:
+		return models.Int64
+	}
+	return models.DType(strings.TrimPrefix(strings.ToLower(t.DataType.String()), "onnx_tensor_element_data_type_"))
+}
+
+// OpenSession checks the model against its contract and opens it on the
+// requested device. Under --device auto a CUDA failure falls back to the
+// CPU with one warning per run; under --device cuda it is an error.
+func (r *Runtime) OpenSession(o SessionOptions) (*Session, error) {
+	mi, err := r.ReadModelInfo(o.Path)
+	if err != nil {
+		return nil, err
+	}
+	binding, err := o.Contract.Check(mi.Inputs, mi.Outputs)
+	if err != nil {
+		return nil, fmt.Errorf("model %s does not fit: %w", o.Path, err)
+	}
+	s := &Session{Role: o.Role, Path: o.Path, Binding: binding, Meta: mi.Meta}
+
+	if o.Device.Kind != DeviceCPU {
+		sess, err := r.open(o.Path, s, o.Device)
+		if err == nil {
+			s.session, s.Provider = sess, ProviderCUDA
+			r.log.Info("model loaded", "model", o.Role, "provider", ProviderCUDA, "device", o.Device.ID)
+			return s, nil
+		}
+		if o.Device.Kind == DeviceCUDA {
+			return nil, fmt.Errorf("cannot run the %s on CUDA device %d: %v; "+
+				"CUDA needs an NVIDIA driver, the CUDA and cuDNN libraries on the library path and "+
+				"ONNX Runtime's libonnxruntime_providers_cuda.so and libonnxruntime_providers_shared.so "+
+				"(same version) beside libonnxruntime.so; or use --device cpu",
+				o.Role, o.Device.ID, firstLine(err))
+		}
+		r.noteCUDAFailure(err)
+	}
+	sess, err := r.open(o.Path, s, Device{Kind: DeviceCPU})
+	if err != nil {
+		return nil, fmt.Errorf("open %s model %s: %v", o.Role, o.Path, firstLine(err))
+	}
+	s.session, s.Provider = sess, ProviderCPU
+	r.log.Info("model loaded", "model", o.Role, "provider", ProviderCPU)
+	return s, nil
+}
+
+func (r *Runtime) noteCUDAFailure(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cudaFailed != nil {
+		return
+	}
+	r.cudaFailed = err
+	r.log.Warn("CUDA unavailable, running on the CPU", "reason", firstLine(err))
+}
+
+func (r *Runtime) open(path string, s *Session, dev Device) (*ort.DynamicAdvancedSession, error) {
+	opts, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, err
+	}
+	defer opts.Destroy()
+	if dev.Kind != DeviceCPU {
+		if err := appendCUDA(opts, dev.ID); err != nil {
+			return nil, err
+		}
+	}
+	return ort.NewDynamicAdvancedSession(path, s.InputNames(), s.OutputNames(), opts)
+}
+
+func appendCUDA(opts *ort.SessionOptions, id int) error {
+	cuda, err := ort.NewCUDAProviderOptions()
+	if err != nil {
+		return err
+	}
+	defer cuda.Destroy()
+	if err := cuda.Update(map[string]string{"device_id": fmt.Sprint(id)}); err != nil {
+		return err
+	}
+	return opts.AppendExecutionProviderCUDA(cuda)
+}
+
+// ProbeProvider reports whether an execution provider can open a model,
+// using a one-node model built in memory, for `anonymize doctor`.
+func (r *Runtime) ProbeProvider(dev Device, model []byte) error {
+	opts, err := ort.NewSessionOptions()
+	if err != nil {
+		return err
+	}
+	defer opts.Destroy()
+	if dev.Kind != DeviceCPU {
+		if err := appendCUDA(opts, dev.ID); err != nil {
+			return errors.New(firstLine(err))
+		}
+	}
+	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(model, nil, nil, opts)
+	if err != nil {
+		return errors.New(firstLine(err))
+	}
+	return sess.Destroy()
+}
+
+// firstLine shortens an ONNX Runtime error to what a user can act on:
+// its first line, without the source location and status-code preamble
+// ("/onnxruntime_src/...cc:1957 ... [ONNXRuntimeError] : 1 : FAIL : ").
+func firstLine(err error) string {
+	msg := strings.TrimSpace(err.Error())
+	if i := strings.IndexByte(msg, '\n'); i >= 0 {
+		msg = msg[:i]
+	}
+	if i := strings.Index(msg, "[ONNXRuntimeError]"); i >= 0 {
+		rest := msg[i:]
+		// Skip "[ONNXRuntimeError] : <code> : <NAME> : ".
+		for n := 0; n < 3; n++ {
+			j := strings.Index(rest, " : ")
+			if j < 0 {
+				break
+			}
+			rest = rest[j+3:]
+		}
+		prefix := strings.TrimSpace(msg[:i])
+		if k := strings.LastIndex(prefix, ": "); k >= 0 && !strings.HasPrefix(prefix, "/") {
+			// Keep a wrapper's own words ("Error creating C session: ").
+			return strings.TrimSpace(prefix[:k+1] + " " + rest)
+		}
+		return strings.TrimSpace(rest)
+	}
+	return msg
+}

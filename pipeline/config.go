@@ -1,0 +1,112 @@
+// Package pipeline turns an input video into an anonymized one: it loads
+// the models once (Engine), then runs decode, inference and mask+encode as
+// concurrent stages for each video (ProcessVideo, RunStages).
+package pipeline
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/anonymize-dev/anonymize/detect"
+	"github.com/anonymize-dev/anonymize/inference"
+	"github.com/anonymize-dev/anonymize/mask"
+	"github.com/anonymize-dev/anonymize/pose"
+	"github.com/anonymize-dev/anonymize/video"
+)
+
+// Config is everything a run can be told, one field per command-line flag.
+// Validate names the flag at fault.
+type Config struct {
+	Device        string // --device
+	ORTLib        string // --ort-lib
+	ModelsDir     string // --models-dir
+	DetectorModel string // --detector-model
+	PoseModel     string // --pose-model
+
+	Threshold    float64 // --threshold
+	DetectSize   int     // --detect-size (short side; the long side limit keeps DETR's 800:1333)
+	PoseBatch    int     // --pose-batch
+	KptThreshold float64 // --kpt-threshold
+	MaskScale    float64 // --mask-scale
+
+	CRF    int    // --crf
+	Preset string // --preset
+	Audio  string // --audio
+
+	Frames    int  // --frames (0: all)
+	Draw      bool // --draw
+	QueueSize int  // frames buffered between stages (not a flag)
+}
+
+// DefaultConfig holds every default in one place.
+func DefaultConfig() Config {
+	d, p, m := detect.DefaultConfig(), pose.DefaultConfig(), mask.DefaultConfig()
+	return Config{
+		Device:       "auto",
+		Threshold:    float64(d.Threshold),
+		DetectSize:   d.ShortSide,
+		PoseBatch:    p.BatchSize,
+		KptThreshold: float64(m.KptThreshold),
+		MaskScale:    m.Scale,
+		CRF:          18,
+		Preset:       "veryfast",
+		Audio:        video.AudioCopy.String(),
+		QueueSize:    4,
+	}
+}
+
+// x264Presets are libx264's speed presets.
+var x264Presets = []string{"ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"}
+
+// Validate checks every setting and names the flag at fault.
+func (c Config) Validate() error {
+	if _, err := inference.ParseDevice(c.Device); err != nil {
+		return fmt.Errorf("--device: %w", err)
+	}
+	switch {
+	case c.Threshold <= 0 || c.Threshold > 1:
+		return fmt.Errorf("--threshold %g: must be above 0 and at most 1", c.Threshold)
+	case c.DetectSize < 32 || c.DetectSize > 4096:
+		return fmt.Errorf("--detect-size %d: must be between 32 and 4096 pixels", c.DetectSize)
+	case c.PoseBatch < 1 || c.PoseBatch > 1024:
+		return fmt.Errorf("--pose-batch %d: must be between 1 and 1024", c.PoseBatch)
+	case c.KptThreshold < 0 || c.KptThreshold > 1:
+		return fmt.Errorf("--kpt-threshold %g: must be between 0 and 1", c.KptThreshold)
+	case c.MaskScale <= 0 || c.MaskScale > 10:
+		return fmt.Errorf("--mask-scale %g: must be above 0 and at most 10", c.MaskScale)
+	case c.CRF < 1 || c.CRF > 51:
+		return fmt.Errorf("--crf %d: must be between 1 (best quality) and 51", c.CRF)
+	case !slices.Contains(x264Presets, c.Preset):
+		return fmt.Errorf("--preset %q: must be one of %v", c.Preset, x264Presets)
+	case c.Frames < 0:
+		return fmt.Errorf("--frames %d: must not be negative", c.Frames)
+	}
+	if _, err := video.ParseAudioMode(c.Audio); err != nil {
+		return fmt.Errorf("--audio: %w", err)
+	}
+	return nil
+}
+
+func (c Config) detectConfig() detect.Config {
+	d := detect.DefaultConfig()
+	long := d.LongSide * c.DetectSize / d.ShortSide
+	return detect.Config{Threshold: float32(c.Threshold), ShortSide: c.DetectSize, LongSide: long}
+}
+
+func (c Config) poseConfig() pose.Config {
+	p := pose.DefaultConfig()
+	p.BatchSize = c.PoseBatch
+	return p
+}
+
+func (c Config) maskConfig() mask.Config {
+	m := mask.DefaultConfig()
+	m.KptThreshold = float32(c.KptThreshold)
+	m.Scale = c.MaskScale
+	return m
+}
+
+func (c Config) audioMode() video.AudioMode {
+	m, _ := video.ParseAudioMode(c.Audio)
+	return m
+}

@@ -1,0 +1,146 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/anonymize-dev/anonymize/detect"
+	"github.com/anonymize-dev/anonymize/inference"
+	"github.com/anonymize-dev/anonymize/models"
+	"github.com/anonymize-dev/anonymize/pose"
+)
+
+// Env is what the engine takes from the process it runs in.
+type Env struct {
+	Log        *slog.Logger
+	Getenv     func(string) string
+	Executable string // path of the running binary, to find a bundled ONNX Runtime
+	Cwd        string
+}
+
+// ModelRef describes one loaded model, for summaries and audit reports.
+type ModelRef struct {
+	Role      models.Role
+	Path      string
+	SHA256    string
+	Provider  string
+	Synthetic bool
+}
+
+// Engine holds what is loaded once per run and reused for every frame and
+// every video: the ONNX Runtime sessions and the model wrappers.
+type Engine struct {
+	cfg      Config
+	log      *slog.Logger
+	Runtime  *inference.Runtime
+	Device   inference.Device
+	Models   []ModelRef
+	detSess  *inference.Session
+	poseSess *inference.Session
+	detector *detect.Detector
+	poser    *pose.Estimator
+}
+
+// ResolveModels returns the detector and pose model paths the config
+// selects, or an error telling the user how to get them.
+func ResolveModels(cfg Config, env Env) (detector, poser string, err error) {
+	dir, source := models.ResolveDir(cfg.ModelsDir, env.Getenv, env.Cwd)
+	if detector, err = models.DetectorPath(cfg.DetectorModel, dir, source); err != nil {
+		return "", "", err
+	}
+	if poser, err = models.PosePath(cfg.PoseModel, dir, source); err != nil {
+		return "", "", err
+	}
+	return detector, poser, nil
+}
+
+// NewEngine loads ONNX Runtime and both models.
+func NewEngine(cfg Config, env Env) (_ *Engine, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := env.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	dev, _ := inference.ParseDevice(cfg.Device)
+	detPath, posePath, err := ResolveModels(cfg, env)
+	if err != nil {
+		return nil, err
+	}
+	rt, err := inference.Load(inference.LibrarySearch{Flag: cfg.ORTLib, Getenv: env.Getenv, Executable: env.Executable}, log)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{cfg: cfg, log: log, Runtime: rt, Device: dev}
+	defer func() {
+		if err != nil {
+			e.Close()
+		}
+	}()
+	if e.detSess, err = e.open(models.RoleDetector, detPath, models.DETR); err != nil {
+		return nil, err
+	}
+	if e.poseSess, err = e.open(models.RolePose, posePath, models.TransPose); err != nil {
+		return nil, err
+	}
+	if e.detector, err = detect.New(e.detSess, cfg.detectConfig()); err != nil {
+		return nil, err
+	}
+	if e.poser, err = pose.New(e.poseSess, cfg.poseConfig()); err != nil {
+		return nil, err
+	}
+	for _, m := range e.Models {
+		if m.Synthetic {
+			log.Warn("demo model: it only understands the synthetic test scene and will not find real people; "+
+				"see models/README.md for the real models", "model", m.Path)
+		}
+	}
+	return e, nil
+}
+
+func (e *Engine) open(role models.Role, path string, contract models.Contract) (*inference.Session, error) {
+	sum, _, err := models.FileSHA256(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s model: %w", role, err)
+	}
+	s, err := e.Runtime.OpenSession(inference.SessionOptions{Role: string(role), Path: path, Contract: contract, Device: e.Device})
+	if err != nil {
+		return nil, err
+	}
+	e.Models = append(e.Models, ModelRef{
+		Role: role, Path: path, SHA256: sum, Provider: s.Provider,
+		Synthetic: s.Meta["anonymize.synthetic"] == "true",
+	})
+	return s, nil
+}
+
+// Providers summarises where the models run, e.g. "CUDAExecutionProvider"
+// or "detector CUDAExecutionProvider, pose CPUExecutionProvider".
+func (e *Engine) Providers() string {
+	if len(e.Models) == 2 && e.Models[0].Provider == e.Models[1].Provider {
+		return e.Models[0].Provider
+	}
+	s := ""
+	for i, m := range e.Models {
+		if i > 0 {
+			s += ", "
+		}
+		s += string(m.Role) + " " + m.Provider
+	}
+	return s
+}
+
+// Close releases the sessions.
+func (e *Engine) Close() error {
+	var errs []error
+	if e.detector != nil {
+		errs = append(errs, e.detector.Close())
+	}
+	if e.poser != nil {
+		errs = append(errs, e.poser.Close())
+	}
+	errs = append(errs, e.detSess.Close(), e.poseSess.Close())
+	return errors.Join(errs...)
+}

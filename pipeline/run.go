@@ -1,0 +1,287 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+	"gocv.io/x/gocv"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/anonymize-dev/anonymize/detect"
+	"github.com/anonymize-dev/anonymize/mask"
+	"github.com/anonymize-dev/anonymize/pose"
+	"github.com/anonymize-dev/anonymize/telemetry"
+)
+
+const tracerName = "github.com/anonymize-dev/anonymize/pipeline"
+
+// FrameSource yields decoded BGR frames into a caller-owned Mat; io.EOF at
+// the end. *video.Reader is one.
+type FrameSource interface {
+	Read(dst *gocv.Mat) error
+}
+
+// FrameSink takes the finished frames in order. video.Encoder is one.
+type FrameSink interface {
+	WriteFrame(frame gocv.Mat) error
+}
+
+// Detector finds people. *detect.Detector is one.
+type Detector interface {
+	Detect(ctx context.Context, frame gocv.Mat) ([]detect.Detection, error)
+}
+
+// PoseEstimator returns one pose per box. *pose.Estimator is one.
+type PoseEstimator interface {
+	Estimate(ctx context.Context, frame gocv.Mat, boxes []detect.Box) ([]pose.Pose, error)
+}
+
+// StageConfig holds what the stages need besides their collaborators.
+type StageConfig struct {
+	MaxFrames int     // 0: the whole video
+	QueueSize int     // frames buffered between two stages
+	FPS       float64 // for frame timestamps
+	Draw      bool
+	Mask      mask.Config
+}
+
+// Person is one detected person of one frame, with where it was masked.
+type Person struct {
+	Detection detect.Detection
+	Pose      *pose.Pose // nil when no pose was estimated
+	Mask      mask.Region
+}
+
+// FrameResult reports one finished frame.
+type FrameResult struct {
+	Index  int
+	People []Person
+}
+
+// Stats sums up a run.
+type Stats struct {
+	Frames           int
+	People           int // person detections over all frames
+	MaxPeople        int
+	FramesWithPeople int
+	Masks            mask.Counts
+	Elapsed          time.Duration
+}
+
+// FPS is the processing rate.
+func (s Stats) FPS() float64 {
+	if s.Elapsed <= 0 {
+		return 0
+	}
+	return float64(s.Frames) / s.Elapsed.Seconds()
+}
+
+type frame struct {
+	index int
+	mat   gocv.Mat
+	ctx   context.Context
+	span  trace.Span
+	dets  []detect.Detection
+	poses []pose.Pose
+}
+
+func (f *frame) fail(err error) {
+	telemetry.EndSpan(f.span, err)
+}
+
+// RunStages runs decode, inference and mask+encode as three concurrent
+// stages joined by bounded channels. Frames keep their order (one goroutine
+// per stage, FIFO channels) and memory stays bounded whatever the video's
+// length: frames live in a fixed pool of Mats that decode takes from and
+// encode returns to. Cancelling ctx stops every stage; the first error
+// stops the others and is returned. onFrame, if set, is called from the
+// encode stage after each frame is written.
+func RunStages(ctx context.Context, cfg StageConfig, src FrameSource, det Detector, pe PoseEstimator,
+	sink FrameSink, onFrame func(FrameResult)) (Stats, error) {
+	if cfg.QueueSize < 1 {
+		cfg.QueueSize = 1
+	}
+	tracer := otel.Tracer(tracerName)
+	start := time.Now()
+	var stats Stats
+
+	// Every Mat a stage can hold at once: one per stage plus the queues.
+	pool := make([]gocv.Mat, 2*cfg.QueueSize+3)
+	free := make(chan gocv.Mat, len(pool))
+	for i := range pool {
+		pool[i] = gocv.NewMat()
+		free <- pool[i]
+	}
+	defer func() {
+		for _, m := range pool {
+			m.Close()
+		}
+	}()
+
+	decoded := make(chan *frame, cfg.QueueSize)
+	inferred := make(chan *frame, cfg.QueueSize)
+	g, gctx := errgroup.WithContext(ctx)
+	runLink := trace.LinkFromContext(ctx)
+
+	g.Go(func() error {
+		defer close(decoded)
+		for i := 0; cfg.MaxFrames == 0 || i < cfg.MaxFrames; i++ {
+			var m gocv.Mat
+			select {
+			case m = <-free:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			t0 := time.Now()
+			err := src.Read(&m)
+			if errors.Is(err, io.EOF) {
+				free <- m
+				if i == 0 {
+					return errors.New("the video has no frames")
+				}
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			// One trace per frame, linked to the run's span: a long video
+			// would otherwise make one unreadable trace.
+			fctx, root := tracer.Start(gctx, "process_single_frame",
+				trace.WithNewRoot(), trace.WithLinks(runLink), trace.WithTimestamp(t0),
+				trace.WithAttributes(
+					attribute.Int("frame.index", i),
+					attribute.Float64("frame.timestamp_ms", frameTimestampMS(i, cfg.FPS)),
+				))
+			_, ds := tracer.Start(fctx, "decode", trace.WithTimestamp(t0))
+			ds.End()
+			f := &frame{index: i, mat: m, ctx: fctx, span: root}
+			select {
+			case decoded <- f:
+			case <-gctx.Done():
+				f.fail(gctx.Err())
+				return gctx.Err()
+			}
+		}
+		return nil
+	})
+
+	g.Go(func() error {
+		defer close(inferred)
+		for f := range decoded {
+			if err := infer(f, det, pe); err != nil {
+				f.fail(err)
+				return fmt.Errorf("frame %d: %w", f.index, err)
+			}
+			select {
+			case inferred <- f:
+			case <-gctx.Done():
+				f.fail(gctx.Err())
+				return gctx.Err()
+			}
+		}
+		return nil
+	})
+
+	g.Go(func() error {
+		for f := range inferred {
+			people := maskFrame(tracer, f, cfg)
+			_, es := tracer.Start(f.ctx, "encode")
+			err := sink.WriteFrame(f.mat)
+			telemetry.EndSpan(es, err)
+			if err != nil {
+				f.fail(err)
+				return fmt.Errorf("frame %d: %w", f.index, err)
+			}
+			f.span.SetAttributes(attribute.Int("people.count", len(people)))
+			f.span.End()
+
+			stats.Frames++
+			stats.People += len(people)
+			stats.MaxPeople = max(stats.MaxPeople, len(people))
+			if len(people) > 0 {
+				stats.FramesWithPeople++
+			}
+			for _, p := range people {
+				stats.Masks.Add(p.Mask)
+			}
+			if onFrame != nil {
+				onFrame(FrameResult{Index: f.index, People: people})
+			}
+			free <- f.mat // never blocks: the channel holds the whole pool
+		}
+		return nil
+	})
+
+	err := g.Wait()
+	// Frames still queued when a stage failed have open spans.
+	for _, ch := range []chan *frame{decoded, inferred} {
+		for f := range ch {
+			f.fail(context.Canceled)
+		}
+	}
+	stats.Elapsed = time.Since(start)
+	if err == nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	return stats, err
+}
+
+func infer(f *frame, det Detector, pe PoseEstimator) error {
+	dets, err := det.Detect(f.ctx, f.mat)
+	if err != nil {
+		return err
+	}
+	f.dets = dets
+	if len(dets) == 0 {
+		return nil
+	}
+	boxes := make([]detect.Box, len(dets))
+	for i, d := range dets {
+		boxes[i] = d.Box
+	}
+	poses, err := pe.Estimate(f.ctx, f.mat, boxes)
+	if err != nil {
+		return err
+	}
+	if len(poses) != len(dets) {
+		return fmt.Errorf("pose estimator returned %d poses for %d people", len(poses), len(dets))
+	}
+	f.poses = poses
+	return nil
+}
+
+func maskFrame(tracer trace.Tracer, f *frame, cfg StageConfig) []Person {
+	_, span := tracer.Start(f.ctx, "mask")
+	defer span.End()
+	people := make([]Person, len(f.dets))
+	regions := make([]mask.Region, len(f.dets))
+	for i, d := range f.dets {
+		var p *pose.Pose
+		if i < len(f.poses) {
+			p = &f.poses[i]
+		}
+		regions[i] = mask.Plan(d.Box, p, cfg.Mask)
+		people[i] = Person{Detection: d, Pose: p, Mask: regions[i]}
+	}
+	mask.Apply(&f.mat, regions)
+	if cfg.Draw {
+		for _, p := range people {
+			mask.DrawDebug(&f.mat, p.Detection, p.Pose, cfg.Mask.KptThreshold)
+		}
+	}
+	span.SetAttributes(attribute.Int("masks", len(regions)))
+	return people
+}
+
+func frameTimestampMS(i int, fps float64) float64 {
+	if fps <= 0 {
+		return 0
+	}
+	return float64(i) * 1000 / fps
+}

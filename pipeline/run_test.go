@@ -1,0 +1,210 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"gocv.io/x/gocv"
+
+	"github.com/anonymize-dev/anonymize/detect"
+	"github.com/anonymize-dev/anonymize/mask"
+	"github.com/anonymize-dev/anonymize/models"
+	"github.com/anonymize-dev/anonymize/pose"
+)
+
+// fakeSource yields n 16x16 frames whose first pixel holds the frame index.
+type fakeSource struct {
+	n, read int
+	failAt  int // read error at this frame (0: never)
+	reads   atomic.Int64
+}
+
+func (s *fakeSource) Read(dst *gocv.Mat) error {
+	if s.failAt > 0 && s.read == s.failAt {
+		return errors.New("corrupt packet")
+	}
+	if s.read == s.n {
+		return io.EOF
+	}
+	if dst.Empty() {
+		*dst = gocv.NewMatWithSize(16, 16, gocv.MatTypeCV8UC3)
+	}
+	dst.SetTo(gocv.NewScalar(100, 100, 100, 0))
+	dst.SetUCharAt(0, 0, uint8(s.read))
+	s.read++
+	s.reads.Add(1)
+	return nil
+}
+
+// fakeDetector finds one person on odd frames.
+type fakeDetector struct{ delay time.Duration }
+
+func (d fakeDetector) Detect(ctx context.Context, frame gocv.Mat) ([]detect.Detection, error) {
+	time.Sleep(d.delay)
+	if frame.GetUCharAt(0, 0)%2 == 1 {
+		return []detect.Detection{{Box: detect.Box{X1: 2, Y1: 2, X2: 14, Y2: 14}, Score: 0.9}}, nil
+	}
+	return nil, nil
+}
+
+type fakePose struct{}
+
+func (fakePose) Estimate(ctx context.Context, frame gocv.Mat, boxes []detect.Box) ([]pose.Pose, error) {
+	out := make([]pose.Pose, len(boxes))
+	for i := range out {
+		out[i][models.KptNose] = pose.Keypoint{X: 8, Y: 6, Conf: 0.9}
+		out[i][models.KptLeftShoulder] = pose.Keypoint{X: 11, Y: 10, Conf: 0.9}
+	}
+	return out, nil
+}
+
+// fakeSink records the frame index of each written frame.
+type fakeSink struct {
+	got    []int
+	failAt int // error at the frame with this position (-1: never)
+	delay  time.Duration
+	src    *fakeSource
+	// maxAhead is the most frames decoded but not yet written.
+	maxAhead int64
+	masked   []bool
+}
+
+func (s *fakeSink) WriteFrame(frame gocv.Mat) error {
+	time.Sleep(s.delay)
+	if len(s.got) == s.failAt {
+		return errors.New("disk full")
+	}
+	s.got = append(s.got, int(frame.GetUCharAt(0, 0)))
+	v := frame.GetVecbAt(6, 8)
+	s.masked = append(s.masked, v[0] == 0 && v[1] == 0 && v[2] == 0)
+	if s.src != nil {
+		s.maxAhead = max(s.maxAhead, s.src.reads.Load()-int64(len(s.got)))
+	}
+	return nil
+}
+
+func stageConfig() StageConfig {
+	return StageConfig{QueueSize: 2, FPS: 25, Mask: mask.DefaultConfig()}
+}
+
+func TestRunStagesKeepsOrderAndMasks(t *testing.T) {
+	src := &fakeSource{n: 40}
+	sink := &fakeSink{failAt: -1}
+	var results []FrameResult
+	stats, err := RunStages(context.Background(), stageConfig(), src, fakeDetector{}, fakePose{}, sink,
+		func(r FrameResult) { results = append(results, r) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sink.got) != 40 {
+		t.Fatalf("wrote %d frames, want 40", len(sink.got))
+	}
+	for i, idx := range sink.got {
+		if idx != i {
+			t.Fatalf("frame %d written at position %d: order lost", idx, i)
+		}
+		if sink.masked[i] != (i%2 == 1) {
+			t.Errorf("frame %d masked=%v, want %v", i, sink.masked[i], i%2 == 1)
+		}
+		if results[i].Index != i || len(results[i].People) != i%2 {
+			t.Errorf("result %d = %+v", i, results[i])
+		}
+	}
+	want := Stats{Frames: 40, People: 20, MaxPeople: 1, FramesWithPeople: 20, Masks: mask.Counts{Nose: 20}}
+	stats.Elapsed = 0
+	if stats != want {
+		t.Errorf("stats %+v, want %+v", stats, want)
+	}
+}
+
+func TestRunStagesMaxFrames(t *testing.T) {
+	src := &fakeSource{n: 40}
+	sink := &fakeSink{failAt: -1}
+	cfg := stageConfig()
+	cfg.MaxFrames = 7
+	stats, err := RunStages(context.Background(), cfg, src, fakeDetector{}, fakePose{}, sink, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Frames != 7 || len(sink.got) != 7 || src.read != 7 {
+		t.Errorf("frames %d, written %d, decoded %d; want 7 each", stats.Frames, len(sink.got), src.read)
+	}
+}
+
+func TestRunStagesBoundsMemory(t *testing.T) {
+	// A slow encoder must hold decoding back: at most the pool of frames
+	// may be decoded ahead of what is written, however long the video.
+	src := &fakeSource{n: 200}
+	sink := &fakeSink{failAt: -1, delay: 200 * time.Microsecond, src: src}
+	cfg := stageConfig()
+	if _, err := RunStages(context.Background(), cfg, src, fakeDetector{}, fakePose{}, sink, nil); err != nil {
+		t.Fatal(err)
+	}
+	pool := int64(2*cfg.QueueSize + 3)
+	if sink.maxAhead > pool {
+		t.Errorf("%d frames were decoded ahead of the encoder, pool is %d", sink.maxAhead, pool)
+	}
+	if sink.maxAhead < 2 {
+		t.Errorf("only %d frames ahead: the stages did not overlap", sink.maxAhead)
+	}
+}
+
+func TestRunStagesErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		src     *fakeSource
+		sink    *fakeSink
+		wantErr string
+	}{
+		{"decode error mid-stream", &fakeSource{n: 50, failAt: 13}, &fakeSink{failAt: -1}, "corrupt packet"},
+		{"encode error", &fakeSource{n: 50}, &fakeSink{failAt: 9}, "frame 9: disk full"},
+		{"no frames at all", &fakeSource{n: 0}, &fakeSink{failAt: -1}, "no frames"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			done := make(chan error)
+			go func() {
+				_, err := RunStages(context.Background(), stageConfig(), tt.src, fakeDetector{}, fakePose{}, tt.sink, nil)
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("error = %v, want %q", err, tt.wantErr)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("RunStages did not return after an error: a stage is stuck")
+			}
+		})
+	}
+}
+
+func TestRunStagesCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	src := &fakeSource{n: 1 << 30}
+	sink := &fakeSink{failAt: -1}
+	var n atomic.Int64
+	done := make(chan error)
+	go func() {
+		_, err := RunStages(ctx, stageConfig(), src, fakeDetector{delay: time.Millisecond}, fakePose{}, sink,
+			func(FrameResult) {
+				if n.Add(1) == 10 {
+					cancel()
+				}
+			})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("error = %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("RunStages did not stop after cancellation")
+	}
+}

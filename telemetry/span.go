@@ -1,0 +1,18 @@
+// Package telemetry holds the program's instrumentation helpers. Library
+// packages instrument with the OpenTelemetry API only; which SDK and
+// exporters receive the data is decided once, by the command.
+package telemetry
+
+import (
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// EndSpan ends a span, marking it failed when err is not nil.
+func EndSpan(span trace.Span, err error) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+}

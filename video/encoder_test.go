@@ -1,0 +1,736 @@
+package video
+
+import (
+	"context"
+	"errors"
+	"image"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/anonymize-dev/anonymize/internal/testutil"
+	"gocv.io/x/gocv"
+)
+
+func TestEncoderRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	src := makeClip(t, dir, clipSpec{name: "src.mov", frames: 75, acodec: "aac", extra: []string{
+		"-metadata", "title=Holiday", "-metadata", "location=+48.8584+002.2945/",
+		"-metadata", "creation_time=2023-05-06T07:08:09Z",
+		"-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709",
+	}})
+	in := probe(t, src)
+	out := filepath.Join(dir, "out.mp4")
+	logger, logs := logCapture()
+	opts := encodeOpts(in, out)
+	opts.Logger = logger
+	if n := transcode(t, opts, 0); n != 75 {
+		t.Fatalf("transcoded %d frames, want 75", n)
+	}
+
+	got := probe(t, out)
+	if got.FrameCount != 75 || got.FPS != (Rational{30000, 1001}) || got.Width != 160 || got.Height != 120 ||
+		got.Codec != "h264" || got.PixFmt != "yuv420p" || !got.HasAudio || got.AudioCodec != "aac" {
+		t.Errorf("output = %+v\nwant 75 frames, 30000/1001, 160x120, h264, yuv420p, aac audio", got)
+	}
+	if strings.Contains(logs.String(), "level=WARN") {
+		t.Errorf("unexpected warnings:\n%s", logs)
+	}
+
+	raw := ffprobeJSON(t, out)
+	tags := raw.Format.Tags
+	if tags["title"] != "Holiday" || !strings.HasPrefix(tags["creation_time"], "2023-05-06T07:08:09") {
+		t.Errorf("global metadata not carried over: %v", tags)
+	}
+	for k := range tags {
+		if strings.HasPrefix(k, "location") {
+			t.Errorf("location metadata %s=%s copied into the output", k, tags[k])
+		}
+	}
+	for _, s := range raw.Streams {
+		if s.CodecType == "video" && (s.ColorPrimaries != "bt709" || s.ColorTransfer != "bt709" || s.ColorSpace != "bt709") {
+			t.Errorf("colour description %s/%s/%s, want bt709 throughout", s.ColorPrimaries, s.ColorTransfer, s.ColorSpace)
+		}
+	}
+	// Video and audio keep their length, so they stay in sync.
+	v, a := streamDuration(t, out, "video"), streamDuration(t, out, "audio")
+	if d := v - a; d > 0.05 || d < -0.05 {
+		t.Errorf("video lasts %.3fs, audio %.3fs", v, a)
+	}
+	if left, _ := filepath.Glob(tempGlob(out)); len(left) > 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+}
+
+func TestEncoderAudio(t *testing.T) {
+	dir := t.TempDir()
+	aacMP4 := makeClip(t, dir, clipSpec{name: "aac.mp4", frames: 30, acodec: "aac"})
+	pcmMKV := makeClip(t, dir, clipSpec{name: "pcm.mkv", frames: 30, acodec: "pcm_s16le"})
+	pcmAVI := makeClip(t, dir, clipSpec{name: "pcm.avi", frames: 30, acodec: "pcm_s16le"})
+	silent := makeClip(t, dir, clipSpec{name: "silent.mp4", frames: 30})
+
+	tests := []struct {
+		name      string
+		src       string
+		out       string
+		mode      AudioMode
+		wantCodec string // "" means no audio
+		wantWarn  bool
+	}{
+		{"aac copied", aacMP4, "aac-copy.mp4", AudioCopy, "aac", false},
+		{"aac dropped", aacMP4, "aac-drop.mp4", AudioDrop, "", false},
+		{"pcm into mp4 becomes aac", pcmMKV, "pcm.mp4", AudioCopy, "aac", true},
+		{"pcm from avi into mp4 becomes aac", pcmAVI, "pcm-avi.mp4", AudioCopy, "aac", true},
+		{"pcm into mov is copied", pcmMKV, "pcm.mov", AudioCopy, "pcm_s16le", false},
+		{"pcm into mkv is copied", pcmMKV, "pcm.mkv", AudioCopy, "pcm_s16le", false},
+		{"aac into mkv is copied", aacMP4, "aac.mkv", AudioCopy, "aac", false},
+		{"no audio in source", silent, "silent-out.mp4", AudioCopy, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), tt.out)
+			logger, logs := logCapture()
+			opts := encodeOpts(probe(t, tt.src), out)
+			opts.Audio = tt.mode
+			opts.Logger = logger
+			transcode(t, opts, 0)
+			got := probe(t, out)
+			if got.HasAudio != (tt.wantCodec != "") || got.AudioCodec != tt.wantCodec {
+				t.Errorf("output audio: %v %q, want %q", got.HasAudio, got.AudioCodec, tt.wantCodec)
+			}
+			if n, err := countFrames(t, out); n != 30 || !errors.Is(err, io.EOF) {
+				t.Errorf("output decodes to %d frames (%v), want 30", n, err)
+			}
+			warnings := strings.Count(logs.String(), "level=WARN")
+			if tt.wantWarn && warnings != 1 || !tt.wantWarn && warnings != 0 {
+				t.Errorf("%d warnings, want warn=%v:\n%s", warnings, tt.wantWarn, logs)
+			}
+		})
+	}
+}
+
+func TestEncoderMaxDurationCutsAudio(t *testing.T) {
+	dir := t.TempDir()
+	// Four seconds of audio, of which only the first 30 frames are kept.
+	src := makeClip(t, dir, clipSpec{name: "long.mp4", frames: 120, acodec: "aac"})
+	in := probe(t, src)
+	out := filepath.Join(dir, "first30.mp4")
+	opts := encodeOpts(in, out)
+	opts.MaxDuration = in.FPS.Duration(30)
+	if n := transcode(t, opts, 30); n != 30 {
+		t.Fatalf("wrote %d frames", n)
+	}
+	want := opts.MaxDuration.Seconds()
+	if a := streamDuration(t, out, "audio"); a < want-0.1 || a > want+0.1 {
+		t.Errorf("audio lasts %.3fs, want about %.3fs", a, want)
+	}
+	if got := probe(t, out).FrameCount; got != 30 {
+		t.Errorf("output has %d frames, want 30", got)
+	}
+}
+
+func TestEncoderPixelFidelity(t *testing.T) {
+	dir := t.TempDir()
+	src := makeClip(t, dir, clipSpec{name: "src.mp4", size: "320x240", frames: 10})
+	in := probe(t, src)
+
+	for _, roi := range []bool{false, true} {
+		name := "continuous"
+		if roi {
+			// Frames that are views into a larger image are not
+			// continuous in memory and take the copying path.
+			name = "region of a larger Mat"
+		}
+		t.Run(name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "out.mp4")
+			opts := encodeOpts(in, out)
+			opts.CRF, opts.Preset = 18, "medium"
+			r, err := Open(context.Background(), src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			enc, err := NewEncoder(context.Background(), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer enc.Abort()
+			var originals []gocv.Mat
+			defer func() {
+				for _, m := range originals {
+					m.Close()
+				}
+			}()
+			big := gocv.NewMatWithSize(in.Height+16, in.Width+24, gocv.MatTypeCV8UC3)
+			defer big.Close()
+			view := big.Region(rectAt(12, 8, in.Width, in.Height))
+			defer view.Close()
+			frame := gocv.NewMat()
+			defer frame.Close()
+			for {
+				if err := r.Read(&frame); errors.Is(err, io.EOF) {
+					break
+				} else if err != nil {
+					t.Fatal(err)
+				}
+				originals = append(originals, frame.Clone())
+				toWrite := frame
+				if roi {
+					frame.CopyTo(&view)
+					if view.IsContinuous() {
+						t.Fatal("test setup: region is continuous")
+					}
+					toWrite = view
+				}
+				if err := enc.WriteFrame(toWrite); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := enc.Close(); err != nil {
+				t.Fatal(err)
+			}
+
+			dec, err := Open(context.Background(), out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dec.Close()
+			diff := gocv.NewMat()
+			defer diff.Close()
+			for i, orig := range originals {
+				if err := dec.Read(&frame); err != nil {
+					t.Fatalf("decoding frame %d of the output: %v", i, err)
+				}
+				gocv.AbsDiff(orig, frame, &diff)
+				s := diff.Sum()
+				mean := (s.Val1 + s.Val2 + s.Val3) / float64(3*in.Width*in.Height)
+				if mean >= 3 {
+					t.Errorf("frame %d: mean absolute difference %.2f, want < 3", i, mean)
+				}
+			}
+			if err := dec.Read(&frame); !errors.Is(err, io.EOF) {
+				t.Errorf("output has more frames than written: %v", err)
+			}
+		})
+	}
+}
+
+func TestEncoderAbort(t *testing.T) {
+	testutil.Tool(t, "ffmpeg")
+	dir := t.TempDir()
+	out := filepath.Join(dir, "aborted.mp4")
+	before := runtime.NumGoroutine()
+	enc, err := NewEncoder(context.Background(), EncoderOptions{Output: out, Width: 64, Height: 48, FPS: Rational{25, 1}, Preset: "ultrafast"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if enc.Backend() != "ffmpeg libx264" {
+		t.Fatalf("Backend() = %q", enc.Backend())
+	}
+	frame := solidFrame(64, 48, 10, 200, 30)
+	defer frame.Close()
+	for range 10 {
+		if err := enc.WriteFrame(frame); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if left, _ := filepath.Glob(tempGlob(out)); len(left) != 1 {
+		t.Fatalf("while encoding, temporary files %v, want exactly one", left)
+	}
+	if err := enc.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	if err := enc.Abort(); err != nil {
+		t.Errorf("second Abort: %v", err)
+	}
+	if err := enc.Close(); !errors.Is(err, ErrAborted) {
+		t.Errorf("Close after Abort = %v, want ErrAborted", err)
+	}
+	if err := enc.WriteFrame(frame); err == nil {
+		t.Error("WriteFrame after Abort succeeded")
+	}
+	if names := dirEntries(t, dir); len(names) != 0 {
+		t.Errorf("files left after Abort: %v", names)
+	}
+	waitGoroutines(t, before)
+}
+
+func TestEncoderCloseTwiceAndAbortAfterClose(t *testing.T) {
+	testutil.Tool(t, "ffmpeg")
+	dir := t.TempDir()
+	out := filepath.Join(dir, "done.mkv")
+	enc, err := NewEncoder(context.Background(), EncoderOptions{Output: out, Width: 64, Height: 48, FPS: Rational{25, 1}, Preset: "ultrafast"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := solidFrame(64, 48, 0, 0, 255)
+	defer frame.Close()
+	for range 5 {
+		if err := enc.WriteFrame(frame); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := enc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := enc.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if err := enc.Abort(); err != nil {
+		t.Errorf("Abort after Close: %v", err)
+	}
+	if got := probe(t, out).FrameCount; got != 5 {
+		t.Errorf("output has %d frames after Abort-after-Close, want 5", got)
+	}
+	if names := dirEntries(t, dir); !slices.Equal(names, []string{"done.mkv"}) {
+		t.Errorf("folder holds %v, want only done.mkv", names)
+	}
+}
+
+func TestEncoderAbortUnblocksWrite(t *testing.T) {
+	testutil.Tool(t, "ffmpeg")
+	dir := t.TempDir()
+	out := filepath.Join(dir, "stuck.mp4")
+	e, err := NewEncoder(context.Background(), EncoderOptions{Output: out, Width: 640, Height: 480, FPS: Rational{25, 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := e.(*ffmpegEncoder)
+	// A stopped ffmpeg stops reading, so writes block once the pipe is full.
+	if err := enc.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	frame := solidFrame(640, 480, 1, 2, 3)
+	defer frame.Close()
+	result := make(chan error, 1)
+	go func() {
+		for {
+			if err := enc.WriteFrame(frame); err != nil {
+				result <- err
+				return
+			}
+		}
+	}()
+	if err := enc.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-result:
+		if err == nil {
+			t.Error("WriteFrame succeeded after Abort")
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("WriteFrame still blocked a minute after Abort")
+	}
+	if names := dirEntries(t, dir); len(names) != 0 {
+		t.Errorf("files left after Abort: %v", names)
+	}
+}
+
+func TestEncoderContextCancel(t *testing.T) {
+	testutil.Tool(t, "ffmpeg")
+	dir := t.TempDir()
+	out := filepath.Join(dir, "cancelled.mp4")
+	ctx, cancel := context.WithCancel(context.Background())
+	enc, err := NewEncoder(ctx, EncoderOptions{Output: out, Width: 320, Height: 240, FPS: Rational{25, 1}, Preset: "ultrafast"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := solidFrame(320, 240, 50, 50, 50)
+	defer frame.Close()
+	if err := enc.WriteFrame(frame); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	// The killed ffmpeg makes writes fail sooner or later; Close must not
+	// publish a file either way.
+	var werr error
+	for range 1000 {
+		if werr = enc.WriteFrame(frame); werr != nil {
+			break
+		}
+	}
+	if werr != nil && !errors.Is(werr, context.Canceled) {
+		t.Errorf("WriteFrame after cancel = %v, want context.Canceled", werr)
+	}
+	if err := enc.Close(); !errors.Is(err, context.Canceled) {
+		t.Errorf("Close after cancel = %v, want context.Canceled", err)
+	}
+	if names := dirEntries(t, dir); len(names) != 0 {
+		t.Errorf("files left after cancel: %v", names)
+	}
+}
+
+func TestEncoderFFmpegFailure(t *testing.T) {
+	testutil.Tool(t, "ffmpeg")
+	// ffmpeg opens the x264 encoder only once the first frame arrives, so
+	// the failure shows in Close when every frame fits in the pipe, and as
+	// a broken pipe during WriteFrame when frames are larger than the pipe.
+	tests := []struct {
+		name          string
+		width, height int
+		frames        int
+		failsInWrite  bool
+	}{
+		{"small frames fail in Close", 32, 24, 1, false},
+		{"large frames fail in WriteFrame", 1280, 720, 50, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			out := filepath.Join(dir, "bad.mp4")
+			enc, err := NewEncoder(context.Background(), EncoderOptions{Output: out, Width: tt.width, Height: tt.height, FPS: Rational{25, 1}, Preset: "no-such-preset"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			frame := solidFrame(tt.width, tt.height, 9, 9, 9)
+			defer frame.Close()
+			var failure error
+			for range tt.frames {
+				if failure = enc.WriteFrame(frame); failure != nil {
+					break
+				}
+			}
+			if (failure != nil) != tt.failsInWrite {
+				t.Errorf("WriteFrame error = %v, want failure in WriteFrame: %v", failure, tt.failsInWrite)
+			}
+			if failure != nil {
+				if again := enc.WriteFrame(frame); again == nil {
+					t.Error("WriteFrame succeeded after a failed one")
+				}
+			}
+			closeErr := enc.Close()
+			if closeErr == nil {
+				t.Fatal("Close succeeded with an invalid preset")
+			}
+			if failure == nil {
+				failure = closeErr
+			}
+			if err := enc.Abort(); err != nil {
+				t.Errorf("Abort after failed Close: %v", err)
+			}
+			msg := failure.Error()
+			t.Log(msg)
+			if !strings.HasPrefix(msg, "ffmpeg failed (exit status") || !strings.Contains(msg, "no-such-preset") {
+				t.Errorf("error %q should report ffmpeg's exit status and its stderr about the preset", msg)
+			}
+			if strings.Contains(msg, "broken pipe") {
+				t.Errorf("error %q reports the broken pipe instead of ffmpeg's reason", msg)
+			}
+			if names := dirEntries(t, dir); len(names) != 0 {
+				t.Errorf("files left after failure: %v", names)
+			}
+		})
+	}
+}
+
+func TestEncoderRejectsBadFrames(t *testing.T) {
+	testutil.Tool(t, "ffmpeg")
+	dir := t.TempDir()
+	enc, err := NewEncoder(context.Background(), EncoderOptions{Output: filepath.Join(dir, "x.mp4"), Width: 64, Height: 48, FPS: Rational{25, 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Abort()
+	wrongSize := solidFrame(48, 64, 0, 0, 0)
+	defer wrongSize.Close()
+	gray := gocv.NewMatWithSize(48, 64, gocv.MatTypeCV8UC1)
+	defer gray.Close()
+	empty := gocv.NewMat()
+	defer empty.Close()
+	for name, m := range map[string]gocv.Mat{"wrong size": wrongSize, "grey": gray, "empty": empty} {
+		if err := enc.WriteFrame(m); err == nil {
+			t.Errorf("%s frame accepted", name)
+		}
+	}
+	// Rejected frames do not break the encoder.
+	good := solidFrame(64, 48, 0, 0, 0)
+	defer good.Close()
+	if err := enc.WriteFrame(good); err != nil {
+		t.Errorf("good frame after rejected ones: %v", err)
+	}
+}
+
+func TestEncoderZeroFrames(t *testing.T) {
+	testutil.Tool(t, "ffmpeg")
+	dir := t.TempDir()
+	enc, err := NewEncoder(context.Background(), EncoderOptions{Output: filepath.Join(dir, "x.mp4"), Width: 64, Height: 48, FPS: Rational{25, 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := enc.Close(); err == nil || !strings.Contains(err.Error(), "no frames") {
+		t.Errorf("Close without frames = %v, want a 'no frames' error", err)
+	}
+	if names := dirEntries(t, dir); len(names) != 0 {
+		t.Errorf("files left: %v", names)
+	}
+}
+
+func TestEncoderOpenCVFallback(t *testing.T) {
+	dir := t.TempDir()
+	src := makeClip(t, dir, clipSpec{name: "src.mp4", frames: 33, acodec: "aac"})
+	in := probe(t, src)
+	for _, ext := range []string{".mp4", ".avi"} {
+		t.Run(ext, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "fallback"+ext)
+			logger, logs := logCapture()
+			opts := encodeOpts(in, out)
+			opts.Logger = logger
+			opts.lookPath = func(string) (string, error) { return "", exec.ErrNotFound }
+			enc, err := NewEncoder(context.Background(), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if enc.Backend() != "opencv mp4v" {
+				t.Errorf("Backend() = %q, want opencv mp4v", enc.Backend())
+			}
+			enc.Abort()
+			if n := transcode(t, opts, 0); n != 33 {
+				t.Fatalf("wrote %d frames", n)
+			}
+			if n, err := countFrames(t, out); n != 33 || !errors.Is(err, io.EOF) {
+				t.Errorf("fallback output decodes to %d frames (%v), want 33", n, err)
+			}
+			// OpenCV stores the rate as a decimal fraction (2997/100), so
+			// only closeness can be asked for.
+			got := probe(t, out)
+			if rel := math.Abs(got.FPS.Float()/in.FPS.Float() - 1); rel > 1e-4 || got.Width != in.Width || got.Height != in.Height || got.HasAudio {
+				t.Errorf("fallback output %+v, want %s %dx%d without audio", got, in.FPS, in.Width, in.Height)
+			}
+			if w := strings.Count(logs.String(), "level=WARN"); w != 2 || !strings.Contains(logs.String(), "audio is dropped") {
+				t.Errorf("want one warning per encoder about dropped audio, got:\n%s", logs)
+			}
+			if left, _ := filepath.Glob(tempGlob(out)); len(left) > 0 {
+				t.Errorf("temporary files left: %v", left)
+			}
+		})
+	}
+}
+
+func TestEncoderOpenCVFallbackAbort(t *testing.T) {
+	dir := t.TempDir()
+	opts := EncoderOptions{Output: filepath.Join(dir, "x.mp4"), Width: 64, Height: 48, FPS: Rational{25, 1},
+		lookPath: func(string) (string, error) { return "", exec.ErrNotFound }}
+	enc, err := NewEncoder(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := solidFrame(64, 48, 1, 1, 1)
+	defer frame.Close()
+	if err := enc.WriteFrame(frame); err != nil {
+		t.Fatal(err)
+	}
+	if err := enc.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	if err := enc.Close(); !errors.Is(err, ErrAborted) {
+		t.Errorf("Close after Abort = %v, want ErrAborted", err)
+	}
+	if names := dirEntries(t, dir); len(names) != 0 {
+		t.Errorf("files left after Abort: %v", names)
+	}
+}
+
+func TestNewEncoderErrors(t *testing.T) {
+	testutil.Tool(t, "ffmpeg")
+	dir := t.TempDir()
+	base := EncoderOptions{Output: filepath.Join(dir, "out.mp4"), Width: 64, Height: 48, FPS: Rational{25, 1}}
+	tests := []struct {
+		name   string
+		modify func(*EncoderOptions)
+		want   string
+	}{
+		{"missing ffmpeg binary", func(o *EncoderOptions) { o.FFmpegPath = filepath.Join(dir, "no-ffmpeg") }, "not found"},
+		{"no output", func(o *EncoderOptions) { o.Output = "" }, "no output"},
+		{"zero size", func(o *EncoderOptions) { o.Width = 0 }, "frame size"},
+		{"no rate", func(o *EncoderOptions) { o.FPS = Rational{} }, "frame rate"},
+		{"crf out of range", func(o *EncoderOptions) { o.CRF = 52 }, "CRF"},
+		{"unsupported container", func(o *EncoderOptions) { o.Output = filepath.Join(dir, "out.webm") }, "unsupported extension .webm"},
+		{"missing folder", func(o *EncoderOptions) { o.Output = filepath.Join(dir, "nope", "out.mp4") }, "out.mp4"},
+		{"missing audio source", func(o *EncoderOptions) { o.AudioSource = filepath.Join(dir, "gone.mp4") }, "does not exist"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := base
+			tt.modify(&opts)
+			enc, err := NewEncoder(context.Background(), opts)
+			if err == nil {
+				enc.Abort()
+				t.Fatalf("NewEncoder succeeded, want error containing %q", tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q, want it to contain %q", err, tt.want)
+			}
+			if names := dirEntries(t, dir); len(names) != 0 {
+				t.Errorf("files left: %v", names)
+			}
+		})
+	}
+}
+
+func TestEncoderUnwritableFolder(t *testing.T) {
+	dir := t.TempDir()
+	ro := filepath.Join(dir, "ro")
+	if err := os.Mkdir(ro, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	skipIfWritable(t, ro)
+	_, err := NewEncoder(context.Background(), EncoderOptions{Output: filepath.Join(ro, "out.mp4"), Width: 64, Height: 48, FPS: Rational{25, 1}})
+	if want := "cannot write to " + ro + ": permission denied"; err == nil || err.Error() != want {
+		t.Errorf("NewEncoder() error = %v, want %q", err, want)
+	}
+}
+
+func TestEncoderOddSize(t *testing.T) {
+	dir := t.TempDir()
+	src := makeClip(t, dir, clipSpec{name: "odd.mkv", size: "161x99", frames: 12, vcodec: "ffv1"})
+	in := probe(t, src)
+	out := filepath.Join(dir, "odd.mp4")
+	logger, logs := logCapture()
+	opts := encodeOpts(in, out)
+	opts.Logger = logger
+	transcode(t, opts, 0)
+	got := probe(t, out)
+	if got.Width != 162 || got.Height != 100 || got.FrameCount != 12 {
+		t.Errorf("output %dx%d with %d frames, want 162x100 (padded to even) with 12", got.Width, got.Height, got.FrameCount)
+	}
+	if !strings.Contains(logs.String(), "odd") {
+		t.Errorf("no warning about the odd size:\n%s", logs)
+	}
+}
+
+func TestFFmpegArgs(t *testing.T) {
+	src := probeResult{
+		Info:        Info{HasAudio: true},
+		audioCodecs: []string{"aac"},
+		tags:        map[string]string{"title": "T", "location": "+1+2/", "com.apple.quicktime.model": "Phone"},
+		color:       colorTags{space: "bt709", primaries: "unknown", transfer: "made-up"},
+	}
+	opts := EncoderOptions{Output: "dir/out.mp4", Width: 640, Height: 360, FPS: Rational{30000, 1001}, CRF: 20, Preset: "fast",
+		AudioSource: "-in.mov", MaxDuration: 1500 * time.Millisecond}
+	opts.Logger, _ = logCapture()
+	args := strings.Join(ffmpegArgs(opts, "dir/.out.mp4.anonymize-1.mp4", src, true), " ")
+	for _, want := range []string{
+		"-f rawvideo -pix_fmt bgr24 -s 640x360 -framerate 30000/1001 -i pipe:0",
+		"-t 1.500000 -i file:-in.mov",
+		"-map 0:v:0 -map 1:a?",
+		"-c:v libx264 -preset fast -crf 20 -pix_fmt yuv420p",
+		"-c:a copy",
+		"-metadata title=T",
+		"-colorspace:v bt709",
+		"-movflags +faststart",
+		"file:dir/.out.mp4.anonymize-1.mp4",
+	} {
+		if !strings.Contains(args, want) {
+			t.Errorf("args lack %q:\n%s", want, args)
+		}
+	}
+	for _, unwanted := range []string{"location", "Phone", "made-up", "unknown", "-vf"} {
+		if strings.Contains(args, unwanted) {
+			t.Errorf("args contain %q:\n%s", unwanted, args)
+		}
+	}
+
+	opts.Audio = AudioDrop
+	if args := strings.Join(ffmpegArgs(opts, "t.mp4", src, true), " "); strings.Contains(args, "in.mov") || strings.Contains(args, "-c:a") {
+		t.Errorf("AudioDrop still reads the source's audio:\n%s", args)
+	}
+}
+
+func TestFFmpegArgsAudio(t *testing.T) {
+	tests := []struct {
+		name    string
+		output  string
+		codecs  []string // nil: the source has no audio
+		known   bool     // false: ffprobe was not available
+		want    string   // audio arguments; "" means none
+		warning bool
+	}{
+		{"aac into mp4", "o.mp4", []string{"aac"}, true, "-c:a copy", false},
+		{"opus into mp4", "o.mp4", []string{"opus"}, true, "-c:a copy", false},
+		{"pcm into mp4", "o.mp4", []string{"pcm_s16le"}, true, "-c:a aac -b:a 192k", true},
+		{"flac into m4v", "o.m4v", []string{"flac"}, true, "-c:a aac -b:a 192k", true},
+		{"one stream does not fit", "o.mp4", []string{"aac", "pcm_s16le"}, true, "-c:a aac -b:a 192k", true},
+		{"pcm into mov", "o.MOV", []string{"pcm_s24le"}, true, "-c:a copy", false},
+		{"opus into avi", "o.avi", []string{"opus"}, true, "-c:a aac -b:a 192k", true},
+		{"anything into mkv", "o.mkv", []string{"pcm_f64le", "truehd"}, true, "-c:a copy", false},
+		{"unknown into mp4", "o.mp4", nil, false, "-c:a aac -b:a 192k", false},
+		{"unknown into mkv", "o.mkv", nil, false, "-c:a copy", false},
+		{"no audio", "o.mp4", nil, true, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			logger, logs := logCapture()
+			opts := EncoderOptions{Output: tt.output, Width: 64, Height: 48, FPS: Rational{25, 1}, CRF: 18, Preset: "fast",
+				AudioSource: "in.mkv", Logger: logger}
+			src := probeResult{Info: Info{HasAudio: len(tt.codecs) > 0}, audioCodecs: tt.codecs}
+			args := strings.Join(ffmpegArgs(opts, "t"+filepath.Ext(tt.output), src, tt.known), " ")
+			if tt.want == "" {
+				if strings.Contains(args, "in.mkv") || strings.Contains(args, "-c:a") {
+					t.Errorf("args read audio from a source without any:\n%s", args)
+				}
+			} else {
+				if !strings.Contains(args, "-i file:in.mkv") {
+					t.Errorf("args lack the source input:\n%s", args)
+				}
+				if !strings.Contains(args, "-map 1:a?") || !strings.Contains(args, tt.want+" ") {
+					t.Errorf("args lack -map 1:a? and %q:\n%s", tt.want, args)
+				}
+			}
+			if got := strings.Contains(logs.String(), "level=WARN"); got != tt.warning {
+				t.Errorf("warning logged: %v, want %v:\n%s", got, tt.warning, logs)
+			}
+		})
+	}
+}
+
+func TestParseAudioMode(t *testing.T) {
+	for in, want := range map[string]AudioMode{"copy": AudioCopy, "drop": AudioDrop, " Drop ": AudioDrop} {
+		if got, err := ParseAudioMode(in); err != nil || got != want {
+			t.Errorf("ParseAudioMode(%q) = %v, %v; want %v", in, got, err, want)
+		}
+		if got, _ := ParseAudioMode(want.String()); got != want {
+			t.Errorf("ParseAudioMode(%v.String()) = %v", want, got)
+		}
+	}
+	if _, err := ParseAudioMode("aac"); err == nil {
+		t.Error("ParseAudioMode(aac) succeeded")
+	}
+}
+
+// rectAt returns the w×h rectangle with top-left corner (x, y).
+func rectAt(x, y, w, h int) image.Rectangle { return image.Rect(x, y, x+w, y+h) }
+
+// skipIfWritable skips the test when dir is writable despite its mode, as
+// it is for root.
+func skipIfWritable(t *testing.T, dir string) {
+	t.Helper()
+	f, err := os.CreateTemp(dir, "probe-*")
+	if err == nil {
+		f.Close()
+		os.Remove(f.Name())
+		t.Skip("folder with mode 0555 is writable here (running as root?)")
+	}
+}
+
+// waitGoroutines fails the test when the number of goroutines does not
+// drop back to n: some goroutine outlived the encoder.
+func waitGoroutines(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > n {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("%d goroutines, want at most %d:\n%s", runtime.NumGoroutine(), n, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

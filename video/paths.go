@@ -1,0 +1,188 @@
+package video
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// userError is an error whose message is written for the person running
+// the tool while still matching the underlying cause with errors.Is (for
+// example fs.ErrNotExist or fs.ErrPermission).
+type userError struct {
+	msg   string
+	cause error
+}
+
+func (e *userError) Error() string { return e.msg }
+func (e *userError) Unwrap() error { return e.cause }
+
+func userErrorf(cause error, format string, args ...any) error {
+	return &userError{msg: fmt.Sprintf(format, args...), cause: cause}
+}
+
+// checkInput makes sure path names a readable regular file and returns its
+// FileInfo.
+func checkInput(path string) (fs.FileInfo, error) {
+	st, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, userErrorf(err, "input %s does not exist", path)
+	case errors.Is(err, fs.ErrPermission):
+		return nil, userErrorf(err, "cannot read %s: permission denied", path)
+	case err != nil:
+		return nil, fmt.Errorf("input %s: %w", path, err)
+	case st.IsDir():
+		return nil, userErrorf(nil, "input %s is a directory; pass a video file", path)
+	case !st.Mode().IsRegular():
+		return nil, userErrorf(nil, "input %s is not a regular file; pass a video file", path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrPermission) {
+			return nil, userErrorf(err, "cannot read %s: permission denied", path)
+		}
+		return nil, fmt.Errorf("input %s: %w", path, err)
+	}
+	f.Close()
+	return st, nil
+}
+
+// outputExts lists the output containers the encoders can write, with H.264
+// (or MPEG-4 part 2 for the OpenCV fallback) video.
+var outputExts = []string{".mp4", ".m4v", ".mov", ".mkv", ".avi"}
+
+func checkOutputExt(output string) error {
+	ext := strings.ToLower(filepath.Ext(output))
+	if !slices.Contains(outputExts, ext) {
+		what := "has no file extension"
+		if ext != "" {
+			what = fmt.Sprintf("has unsupported extension %s", ext)
+		}
+		return fmt.Errorf("output %s %s; name it with one of %s", output, what, strings.Join(outputExts, ", "))
+	}
+	return nil
+}
+
+// CheckPaths validates an input/output pair before any work starts, so that
+// a long run does not fail at the very end: the input must be an existing
+// regular file; the output must not be the input (even with overwrite, and
+// also when the two paths are links to the same file), must not exist unless
+// overwrite is set, must have a supported extension, and its folder must
+// exist and be writable.
+func CheckPaths(input, output string, overwrite bool) error {
+	inSt, err := checkInput(input)
+	if err != nil {
+		return err
+	}
+	if output == "" {
+		return errors.New("no output path given")
+	}
+	if err := checkOutputExt(output); err != nil {
+		return err
+	}
+	absIn, err1 := filepath.Abs(input)
+	absOut, err2 := filepath.Abs(output)
+	sameName := err1 == nil && err2 == nil && absIn == absOut
+	outSt, err := os.Stat(output)
+	switch {
+	case sameName || (err == nil && os.SameFile(inSt, outSt)):
+		return fmt.Errorf("output %s is the input file; never write to the input: choose another output path", output)
+	case err == nil && outSt.IsDir():
+		return fmt.Errorf("output %s is a directory; give a file name such as %s", output, filepath.Join(output, "anonymized.mp4"))
+	case err == nil && !overwrite:
+		return userErrorf(fs.ErrExist, "output %s exists; pass --overwrite to replace it", output)
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("output %s: %w", output, err)
+	}
+	return checkWritableDir(filepath.Dir(output))
+}
+
+// checkWritableDir proves dir is writable by creating and removing a file in
+// it; permission bits alone do not tell (ACLs, read-only mounts, root).
+func checkWritableDir(dir string) error {
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return userErrorf(err, "output folder %s does not exist; create it first", dir)
+	case err != nil:
+		return fmt.Errorf("output folder %s: %w", dir, err)
+	case !st.IsDir():
+		return fmt.Errorf("output folder %s is not a directory", dir)
+	}
+	f, err := os.CreateTemp(dir, ".anonymize-writecheck-*")
+	if err != nil {
+		if errors.Is(err, fs.ErrPermission) {
+			return userErrorf(fs.ErrPermission, "cannot write to %s: permission denied", dir)
+		}
+		return fmt.Errorf("cannot write to %s: %w", dir, err)
+	}
+	name := f.Name()
+	f.Close()
+	if err := os.Remove(name); err != nil {
+		return fmt.Errorf("cannot write to %s: removing test file: %w", dir, err)
+	}
+	return nil
+}
+
+// createTemp creates the empty, hidden file an encoder writes to before the
+// final rename. It lives beside output (rename is only atomic within one
+// file system) and keeps output's extension so that ffmpeg and OpenCV pick
+// the right container from the name. The file is created with mode 0666 so
+// the umask, not this package, decides the final permissions.
+func createTemp(output string) (string, error) {
+	dir, base := filepath.Split(output)
+	ext := filepath.Ext(base)
+	var buf [8]byte
+	for range 100 {
+		if _, err := rand.Read(buf[:]); err != nil {
+			return "", err
+		}
+		name := filepath.Join(dir, "."+base+".anonymize-"+hex.EncodeToString(buf[:])+ext)
+		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			if errors.Is(err, fs.ErrPermission) {
+				return "", userErrorf(err, "cannot write to %s: permission denied", filepath.Clean(dir))
+			}
+			return "", fmt.Errorf("create temporary output beside %s: %w", output, err)
+		}
+		return name, f.Close()
+	}
+	return "", fmt.Errorf("create temporary output beside %s: too many name collisions", output)
+}
+
+// commit flushes tmp to disk and renames it onto output. Without the sync a
+// crash shortly after the rename can leave an empty output on some file
+// systems. On failure tmp is removed.
+func commit(tmp, output string) error {
+	err := syncFile(tmp)
+	if err == nil {
+		err = os.Rename(tmp, output)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("move finished video to %s: %w", output, err)
+	}
+	return nil
+}
+
+func syncFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
