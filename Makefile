@@ -8,7 +8,7 @@ ORT_DIR      := .deps/onnxruntime/$(ORT_VERSION)
 ORT_LIB      := $(ORT_DIR)/libonnxruntime.so.1
 BIN          := bin/anonymize
 GO           ?= go
-APT_PACKAGES := libopencv-dev ffmpeg pkg-config npm
+APT_PACKAGES := libopencv-dev ffmpeg pkg-config
 SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 MODELS_DIR   := testdata/models
@@ -31,6 +31,7 @@ apt:
 	@missing=""; for p in $(APT_PACKAGES); do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
@@ -45,10 +46,13 @@ build: ort
 	$(GO) build -trimpath -o $(BIN) ./cmd/anonymize
 	@mkdir -p bin/lib && cp -f $(ORT_LIB) bin/lib/libonnxruntime.so.1
 
-$(DETECTOR) $(POSE) &:
+GEN_MODELS_SRC := $(filter-out %_test.go,$(wildcard models/synthetic/*.go models/synthetic/cmd/gen-models/*.go models/onnxgraph/*.go))
+GEN_CLIP_SRC   := $(filter-out %_test.go,$(wildcard internal/synthclip/*.go internal/synthclip/cmd/gen-clip/*.go))
+
+$(DETECTOR) $(POSE) &: $(GEN_MODELS_SRC)
 	$(GO) run ./models/synthetic/cmd/gen-models -out $(MODELS_DIR)
 
-$(SAMPLE):
+$(SAMPLE): $(GEN_CLIP_SRC)
 	@mkdir -p $(CLIPS_DIR)
 	$(GO) run ./internal/synthclip/cmd/gen-clip -out $@ -width 640 -height 360 -frames 150
 

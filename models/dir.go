@@ -116,7 +116,9 @@ func Find(role Role, override, dir, source string) (string, error) {
 		return "", err
 	}
 	if override != "" {
-		if err := checkFile(override); err != nil {
+		if err := checkFile(override); errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("%s %s: no such file; check the path (%s)", m.Flag, override, m.HowToObtain())
+		} else if err != nil {
 			return "", fmt.Errorf("%s %s: %w", m.Flag, override, err)
 		}
 		return override, nil

@@ -196,7 +196,7 @@ func RunStages(ctx context.Context, cfg StageConfig, src FrameSource, det Detect
 			telemetry.EndSpan(es, err)
 			if err != nil {
 				f.fail(err)
-				return fmt.Errorf("frame %d: %w", f.index, err)
+				return fmt.Errorf("encode frame %d: %w", f.index, err)
 			}
 			f.span.SetAttributes(attribute.Int("people.count", len(people)))
 			f.span.End()

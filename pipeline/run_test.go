@@ -162,7 +162,7 @@ func TestRunStagesErrors(t *testing.T) {
 		wantErr string
 	}{
 		{"decode error mid-stream", &fakeSource{n: 50, failAt: 13}, &fakeSink{failAt: -1}, "corrupt packet"},
-		{"encode error", &fakeSource{n: 50}, &fakeSink{failAt: 9}, "frame 9: disk full"},
+		{"encode error", &fakeSource{n: 50}, &fakeSink{failAt: 9}, "encode frame 9: disk full"},
 		{"no frames at all", &fakeSource{n: 0}, &fakeSink{failAt: -1}, "no frames"},
 	}
 	for _, tt := range tests {

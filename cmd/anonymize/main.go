@@ -11,6 +11,13 @@ import (
 )
 
 func main() {
+	// OpenCV's FFmpeg back-end prints libav's decoder complaints ("Invalid
+	// NAL unit size") straight to stderr; the program reports a broken
+	// stream itself, in one line that says at which frame. Setting the
+	// variable yourself brings them back.
+	if _, set := os.LookupEnv("OPENCV_FFMPEG_LOGLEVEL"); !set {
+		os.Setenv("OPENCV_FFMPEG_LOGLEVEL", "-8") // AV_LOG_QUIET
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := Execute(ctx, NewFactory())
 	stop()

@@ -9,6 +9,7 @@ import (
 
 	ort "github.com/yalue/onnxruntime_go"
 
+	"github.com/anonymize-dev/anonymize/internal/testutil"
 	"github.com/anonymize-dev/anonymize/models"
 	"github.com/anonymize-dev/anonymize/models/synthetic"
 )
@@ -155,5 +156,28 @@ func TestWriteModelsReportsUnwritableFolder(t *testing.T) {
 	_, _, err := synthetic.WriteModels(file)
 	if err == nil || !strings.Contains(err.Error(), "not-a-folder") {
 		t.Fatalf("WriteModels into a file: error %v, want one naming the path", err)
+	}
+}
+
+// TestCheckedInTestdataIsCurrent guards the files `make testdata` wrote
+// (used by the demo and by hand) against a generator that has since changed.
+func TestCheckedInTestdataIsCurrent(t *testing.T) {
+	dir := filepath.Join(testutil.RepoRoot(t), "testdata", "models")
+	for file, build := range map[string]func() ([]byte, error){
+		synthetic.DetectorFile: synthetic.DetectorModel,
+		synthetic.PoseFile:     synthetic.PoseModel,
+	} {
+		have, err := os.ReadFile(filepath.Join(dir, file))
+		if err != nil {
+			testutil.Missing(t, filepath.Join("testdata", "models", file), "run `make testdata`")
+			continue
+		}
+		want, err := build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(have, want) {
+			t.Errorf("testdata/models/%s is stale: run `make testdata` (the Makefile regenerates it when the generator changes)", file)
+		}
 	}
 }

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/anonymize-dev/anonymize/pipeline"
+)
+
+// testFactory returns a Factory whose streams are buffers and whose
+// environment is the given map.
+func testFactory(t *testing.T, env map[string]string) (*Factory, *bytes.Buffer, *bytes.Buffer) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	return &Factory{
+		IO:         &IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut},
+		Getenv:     func(k string) string { return env[k] },
+		Executable: func() (string, error) { return "/opt/anonymize/bin/anonymize", nil },
+		Getwd:      func() (string, error) { return "/data", nil },
+	}, &out, &errOut
+}
+
+func TestNewCmdVideoFlags(t *testing.T) {
+	def := pipeline.DefaultConfig()
+	tests := []struct {
+		name    string
+		args    []string
+		want    func(*VideoOptions)
+		wantErr string
+	}{
+		{
+			name: "defaults",
+			args: []string{"in.mp4", "out.mp4"},
+			want: func(o *VideoOptions) {},
+		},
+		{
+			name: "every flag",
+			args: []string{"--device", "cuda:1", "--ort-lib", "/x/libonnxruntime.so", "--models-dir", "/m",
+				"--detector-model", "d.onnx", "--pose-model", "p.onnx", "--threshold", "0.8", "--detect-size", "640",
+				"--pose-batch", "4", "--kpt-threshold", "0.5", "--mask-scale", "1.3", "--crf", "23", "--preset", "slow",
+				"--audio", "drop", "--frames", "10", "--draw", "--overwrite", "-q", "a.mov", "b.mkv"},
+			want: func(o *VideoOptions) {
+				o.Input, o.Output = "a.mov", "b.mkv"
+				o.Overwrite, o.Quiet = true, true
+				c := &o.Config
+				c.Device, c.ORTLib, c.ModelsDir, c.DetectorModel, c.PoseModel = "cuda:1", "/x/libonnxruntime.so", "/m", "d.onnx", "p.onnx"
+				c.Threshold, c.DetectSize, c.PoseBatch, c.KptThreshold, c.MaskScale = 0.8, 640, 4, 0.5, 1.3
+				c.CRF, c.Preset, c.Audio, c.Frames, c.Draw = 23, "slow", "drop", 10, true
+			},
+		},
+		{name: "one argument", args: []string{"in.mp4"}, wantErr: "accepts 2 arg(s)"},
+		{name: "bad device", args: []string{"--device", "tpu", "a", "b"}, wantErr: "--device"},
+		{name: "threshold above 1", args: []string{"--threshold", "1.5", "a", "b"}, wantErr: "--threshold 1.5"},
+		{name: "zero pose batch", args: []string{"--pose-batch", "0", "a", "b"}, wantErr: "--pose-batch 0"},
+		{name: "crf out of range", args: []string{"--crf", "60", "a", "b"}, wantErr: "--crf 60"},
+		{name: "unknown preset", args: []string{"--preset", "warp", "a", "b"}, wantErr: "--preset"},
+		{name: "bad audio", args: []string{"--audio", "mute", "a", "b"}, wantErr: "--audio"},
+		{name: "negative frames", args: []string{"--frames", "-1", "a", "b"}, wantErr: "--frames -1"},
+		{name: "tiny detect size", args: []string{"--detect-size", "8", "a", "b"}, wantErr: "--detect-size 8"},
+		{name: "negative mask scale", args: []string{"--mask-scale", "-1", "a", "b"}, wantErr: "--mask-scale"},
+		{name: "unknown flag", args: []string{"--fast", "a", "b"}, wantErr: "unknown flag: --fast"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, _, _ := testFactory(t, nil)
+			var got *VideoOptions
+			cmd := NewCmdVideo(f, func(_ context.Context, o *VideoOptions) error {
+				got = o
+				return nil
+			})
+			cmd.SetArgs(tt.args)
+			cmd.SetOut(&bytes.Buffer{})
+			cmd.SetErr(&bytes.Buffer{})
+			cmd.SilenceUsage = true
+			err := cmd.Execute()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want it to contain %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := &VideoOptions{IO: f.IO, Input: "in.mp4", Output: "out.mp4", Config: def}
+			tt.want(want)
+			if got.Input != want.Input || got.Output != want.Output || got.Overwrite != want.Overwrite ||
+				got.Quiet != want.Quiet || got.Config != want.Config {
+				t.Errorf("options\n got %+v\nwant %+v", *got, *want)
+			}
+			if got.Env.Cwd != "/data" || got.Env.Executable != "/opt/anonymize/bin/anonymize" {
+				t.Errorf("env %+v not taken from the factory", got.Env)
+			}
+		})
+	}
+}
+
+func TestExecuteExitCodes(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantErr  string
+	}{
+		{"usage error", []string{"video", "only-one"}, exitUsage, "accepts 2 arg(s)"},
+		{"bad flag value", []string{"video", "--crf", "0", "a.mp4", "b.mp4"}, exitUsage, "--crf 0"},
+		{"unknown command", []string{"frobnicate"}, exitUsage, "unknown command"},
+		{"missing input", []string{"video", "/nonexistent/in.mp4", "out.mp4"}, exitError, "does not exist"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, _, errOut := testFactory(t, nil)
+			code := Execute(context.Background(), f, tt.args...)
+			if code != tt.wantCode {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, tt.wantCode, errOut)
+			}
+			first, _, _ := strings.Cut(errOut.String(), "\n")
+			if !strings.HasPrefix(first, "anonymize: error: ") || !strings.Contains(first, tt.wantErr) {
+				t.Errorf("first stderr line %q, want an error mentioning %q", first, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	f, out, _ := testFactory(t, nil)
+	if code := Execute(context.Background(), f, "version"); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if !strings.HasPrefix(out.String(), "anonymize ") || !strings.Contains(out.String(), "OpenCV 4.") {
+		t.Errorf("version output %q", out)
+	}
+}
