@@ -249,6 +249,12 @@ func (r *Runtime) open(path string, s *Session, dev Device) (*ort.DynamicAdvance
 		return nil, err
 	}
 	defer opts.Destroy()
+	// ONNX Runtime's worker threads spin between operators by default,
+	// burning cores that decoding and x264 need; in a pipeline they should
+	// sleep.
+	if err := opts.AddSessionConfigEntry("session.intra_op.allow_spinning", "0"); err != nil {
+		return nil, err
+	}
 	if dev.Kind != DeviceCPU {
 		if err := appendCUDA(opts, dev.ID); err != nil {
 			return nil, err
