@@ -494,3 +494,24 @@ func TestDoctor(t *testing.T) {
 		t.Errorf("doctor without models: exit %d\n%s", r.code, r.stdout)
 	}
 }
+
+// TestWithoutFFmpeg: with neither ffmpeg nor ffprobe on PATH the video is
+// still anonymized, through OpenCV's writer, with a warning.
+func TestWithoutFFmpeg(t *testing.T) {
+	detector, pose, clip, scene := e2eFixtures(t)
+	testutil.Tool(t, "ffprobe") // to inspect the result, not for the run
+	out := filepath.Join(t.TempDir(), "out.mp4")
+	r := run(t, []string{"PATH=" + t.TempDir()}, append(append([]string{"video", "--device", "cpu"}, modelFlags(detector, pose)...), clip, out)...)
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "warning: ffmpeg not found") || !strings.Contains(lastLine(r.stderr), "encoded with opencv mp4v") {
+		t.Errorf("no fallback warning or wrong encoder in the summary:\n%s", r.stderr)
+	}
+	if n := countFrames(t, out); n != scene.Frames {
+		t.Errorf("%d frames, want %d", n, scene.Frames)
+	}
+	if c := ffprobeValue(t, out, "-select_streams", "v:0", "-show_entries", "stream=codec_name"); c != "mpeg4" {
+		t.Errorf("codec %s, want mpeg4 (mp4v)", c)
+	}
+}

@@ -33,7 +33,7 @@ func (p *progress) start(label string, total int) {
 		progressbar.OptionSetDescription(label),
 		progressbar.OptionShowCount(),
 		progressbar.OptionShowIts(),
-		progressbar.OptionSetItsString("fps"),
+		progressbar.OptionSetItsString("frames"), // shown as frames/s
 		progressbar.OptionSetPredictTime(true),
 		progressbar.OptionThrottle(100*time.Millisecond),
 		progressbar.OptionSetWidth(30),

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/anonymize-dev/anonymize/internal/testutil"
+)
+
+// TestProgressOutput runs the command in-process with a fake terminal: a
+// bar on a terminal, nothing but the summary elsewhere, nothing at all
+// (but warnings) with --quiet.
+func TestProgressOutput(t *testing.T) {
+	detector, pose, clip, scene := e2eFixtures(t)
+	tests := []struct {
+		name      string
+		terminal  bool
+		quiet     bool
+		wantBar   bool
+		wantTotal bool
+	}{
+		{"terminal", true, false, true, true},
+		{"not a terminal", false, false, false, true},
+		{"terminal, quiet", true, true, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, _, errOut := testFactory(t, map[string]string{"ANONYMIZE_ORT_LIB": testutil.ORTLib(t)})
+			f.IO.ErrIsTerminal = tt.terminal
+			out := filepath.Join(t.TempDir(), "out.mp4")
+			args := append([]string{"video", "--device", "cpu"}, modelFlags(detector, pose)...)
+			if tt.quiet {
+				args = append(args, "--quiet")
+			}
+			if code := Execute(context.Background(), f, append(args, clip, out)...); code != 0 {
+				t.Fatalf("exit %d\n%s", code, errOut)
+			}
+			if _, err := os.Stat(out); err != nil {
+				t.Fatal(err)
+			}
+			s := errOut.String()
+			bar := strings.Contains(s, "frames/s)") && strings.Contains(s, "/45,")
+			if bar != tt.wantBar {
+				t.Errorf("progress bar drawn %v, want %v:\n%q", bar, tt.wantBar, s)
+			}
+			summary := strings.Contains(s, "people masked")
+			if summary != tt.wantTotal {
+				t.Errorf("summary printed %v, want %v:\n%s", summary, tt.wantTotal, s)
+			}
+			if tt.wantTotal && !strings.Contains(s, "45 frames") {
+				t.Errorf("summary does not count %d frames:\n%s", scene.Frames, s)
+			}
+			if tt.quiet {
+				for _, l := range strings.Split(strings.TrimSpace(s), "\n") {
+					if l != "" && !strings.HasPrefix(l, "anonymize: warning: ") {
+						t.Errorf("--quiet printed %q", l)
+					}
+				}
+			}
+		})
+	}
+}
