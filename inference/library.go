@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 )
 
 // LibraryEnv names the variable that points at the ONNX Runtime library.
@@ -86,15 +85,3 @@ const InstallHint = "install ONNX Runtime 1.24 or newer: in the source tree run 
 	"(it fetches the CPU build into .deps/ and `make build` copies it to bin/lib/), " +
 	"or put libonnxruntime.so.1 in a lib/ folder next to the anonymize binary, " +
 	"or point --ort-lib or " + LibraryEnv + " at it"
-
-func describeTried(cands []Candidate) string {
-	seen := map[string]bool{}
-	var parts []string
-	for _, c := range cands {
-		if !seen[c.Source] {
-			seen[c.Source] = true
-			parts = append(parts, c.Source)
-		}
-	}
-	return strings.Join(parts, ", ")
-}

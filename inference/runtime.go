@@ -65,20 +65,30 @@ func Load(search LibrarySearch, log *slog.Logger) (*Runtime, error) {
 			return loaded, nil
 		}
 		msg := err.Error()
-		if strings.Contains(msg, "Error setting ORT API base") {
+		switch {
+		case strings.Contains(msg, "Error setting ORT API base"):
 			// The library loaded but does not serve the C API version the
 			// Go binding was built for: an old ONNX Runtime.
 			msg = fmt.Sprintf("%s is too old: ONNX Runtime 1.24 or newer is required", c.Path)
-		}
-		if c.System && strings.Contains(msg, "cannot open shared object file") {
-			continue // expected when it is not installed system-wide
+		case strings.Contains(msg, "Error loading ONNX shared library"):
+			if c.System {
+				continue // expected when it is not installed system-wide
+			}
+			// dlerror's text is lost when the goroutine changes threads
+			// between the two cgo calls, so say what it usually means.
+			why := strings.TrimSpace(msg[strings.LastIndex(msg, "\":")+2:])
+			if why == "" {
+				why = "the dynamic loader refused it (another architecture, or a library it needs is missing: check with ldd)"
+			}
+			msg = fmt.Sprintf("cannot load %s: %s", c.Path, why)
 		}
 		errs = append(errs, msg)
 	}
 	if len(errs) > 0 {
 		loadErr = fmt.Errorf("load ONNX Runtime: %s; %s", strings.Join(errs, "; "), InstallHint)
 	} else {
-		loadErr = fmt.Errorf("%w (looked at %s); %s", ErrLibraryNotFound, describeTried(cands), InstallHint)
+		loadErr = fmt.Errorf("%w (no --ort-lib or $%s given, none in lib/ next to the binary, none on the system library path); %s",
+			ErrLibraryNotFound, LibraryEnv, InstallHint)
 	}
 	return nil, loadErr
 }

@@ -19,6 +19,12 @@ func main() {
 		os.Setenv("OPENCV_FFMPEG_LOGLEVEL", "-8") // AV_LOG_QUIET
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// The first Ctrl-C cancels the run and cleans up; a second one, if
+		// the clean-up hangs, kills the process the default way.
+		<-ctx.Done()
+		stop()
+	}()
 	code := Execute(ctx, NewFactory())
 	stop()
 	os.Exit(code)

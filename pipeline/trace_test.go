@@ -1,0 +1,188 @@
+package pipeline
+
+import (
+	"context"
+	"io"
+	"testing"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"gocv.io/x/gocv"
+
+	"github.com/anonymize-dev/anonymize/detect"
+	"github.com/anonymize-dev/anonymize/internal/synthclip"
+	"github.com/anonymize-dev/anonymize/internal/testmodels"
+	"github.com/anonymize-dev/anonymize/mask"
+	"github.com/anonymize-dev/anonymize/pose"
+)
+
+// sceneSource renders the synthetic scene's frames.
+type sceneSource struct {
+	scene synthclip.Scene
+	next  int
+}
+
+func (s *sceneSource) Read(dst *gocv.Mat) error {
+	if s.next == s.scene.Frames {
+		return io.EOF
+	}
+	s.scene.Render(s.next, dst)
+	s.next++
+	return nil
+}
+
+type discardSink struct{}
+
+func (discardSink) WriteFrame(gocv.Mat) error { return nil }
+
+// TestSpanTree records the spans of a 3-frame run with the real (synthetic)
+// models: one trace per frame rooted at process_single_frame and linked to
+// the run's span, with the stage spans as children.
+func TestSpanTree(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	prev := otel.GetTracerProvider()
+	otel.SetTracerProvider(tp)
+	t.Cleanup(func() { otel.SetTracerProvider(prev) })
+
+	detSess, poseSess := testmodels.SyntheticSessions(t)
+	det, err := detect.New(detSess, detect.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer det.Close()
+	pe, err := pose.New(poseSess, pose.Config{BatchSize: 2, Padding: 1.25})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pe.Close()
+
+	// Frame 0 of the scene is empty; frames 1 and 2 hold people.
+	scene := synthclip.DefaultScene(640, 360, 3)
+	ctx, run := tp.Tracer("test").Start(context.Background(), "anonymize_video")
+	var people []int
+	_, err = RunStages(ctx, StageConfig{QueueSize: 2, FPS: sceneFPS(scene), Mask: mask.DefaultConfig()},
+		&sceneSource{scene: scene}, det, pe, discardSink{}, func(r FrameResult) { people = append(people, len(r.People)) })
+	run.End()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if people[0] != 0 || people[1] == 0 {
+		t.Fatalf("people per frame %v: the scene should start empty and then hold people", people)
+	}
+
+	spans := rec.Ended()
+	byID := map[string]sdktrace.ReadOnlySpan{}
+	children := map[string][]sdktrace.ReadOnlySpan{}
+	var roots []sdktrace.ReadOnlySpan
+	for _, s := range spans {
+		byID[s.SpanContext().SpanID().String()] = s
+	}
+	for _, s := range spans {
+		if s.Name() == "process_single_frame" {
+			roots = append(roots, s)
+			if s.Parent().IsValid() {
+				t.Errorf("frame span has a parent: each frame must be its own trace")
+			}
+			continue
+		}
+		children[s.Parent().SpanID().String()] = append(children[s.Parent().SpanID().String()], s)
+	}
+	if len(roots) != 3 {
+		t.Fatalf("%d process_single_frame spans, want 3", len(roots))
+	}
+	traces := map[string]bool{}
+	for i, root := range roots {
+		traces[root.SpanContext().TraceID().String()] = true
+		attrs := attrMap(root.Attributes())
+		if attrs["frame.index"] != int64(i) {
+			t.Errorf("root %d frame.index = %v", i, attrs["frame.index"])
+		}
+		if want := float64(i) * 1000 / sceneFPS(scene); attrs["frame.timestamp_ms"] != want {
+			t.Errorf("root %d frame.timestamp_ms = %v, want %v", i, attrs["frame.timestamp_ms"], want)
+		}
+		if attrs["people.count"] != int64(people[i]) {
+			t.Errorf("root %d people.count = %v, want %d", i, attrs["people.count"], people[i])
+		}
+		if links := root.Links(); len(links) != 1 || links[0].SpanContext.SpanID() != run.SpanContext().SpanID() {
+			t.Errorf("root %d links %v, want the run span", i, links)
+		}
+
+		got := names(children[root.SpanContext().SpanID().String()])
+		want := []string{"decode", "person_detection", "pose_estimation", "mask", "encode"}
+		if !sameSet(got, want) {
+			t.Errorf("frame %d children %v, want %v", i, got, want)
+		}
+		for _, c := range children[root.SpanContext().SpanID().String()] {
+			sub := names(children[c.SpanContext().SpanID().String()])
+			switch c.Name() {
+			case "person_detection":
+				if !sameSet(sub, []string{"preprocess", "inference", "postprocess"}) {
+					t.Errorf("frame %d person_detection children %v", i, sub)
+				}
+				if attrMap(c.Attributes())["detections"] != int64(people[i]) {
+					t.Errorf("frame %d detections attribute %v, want %d", i, attrMap(c.Attributes())["detections"], people[i])
+				}
+			case "pose_estimation":
+				batches := (people[i] + 1) / 2
+				if attrMap(c.Attributes())["batches"] != int64(batches) {
+					t.Errorf("frame %d batches %v, want %d", i, attrMap(c.Attributes())["batches"], batches)
+				}
+				var want []string
+				for b := 0; b < batches; b++ {
+					want = append(want, "preprocess", "inference", "postprocess")
+				}
+				if !sameSet(sub, want) {
+					t.Errorf("frame %d pose_estimation children %v, want %v", i, sub, want)
+				}
+			}
+			if c.SpanContext().TraceID() != root.SpanContext().TraceID() {
+				t.Errorf("frame %d: %s is in another trace", i, c.Name())
+			}
+		}
+	}
+	if len(traces) != 3 {
+		t.Errorf("%d distinct traces for 3 frames", len(traces))
+	}
+}
+
+func attrMap(kvs []attribute.KeyValue) map[string]any {
+	m := map[string]any{}
+	for _, kv := range kvs {
+		m[string(kv.Key)] = kv.Value.AsInterface()
+	}
+	return m
+}
+
+func names(spans []sdktrace.ReadOnlySpan) []string {
+	var out []string
+	for _, s := range spans {
+		out = append(out, s.Name())
+	}
+	return out
+}
+
+// sameSet compares two lists as multisets: concurrent stages end spans in
+// no fixed order.
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	count := map[string]int{}
+	for _, s := range a {
+		count[s]++
+	}
+	for _, s := range b {
+		count[s]--
+	}
+	for _, n := range count {
+		if n != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func sceneFPS(s synthclip.Scene) float64 { return float64(s.FPSNum) / float64(s.FPSDen) }
