@@ -64,8 +64,11 @@ $(REAL_CLIPS) &:
 
 testdata: $(DETECTOR) $(POSE) $(SAMPLE) $(REAL_CLIPS)
 
+# The second run counts gocv Mats (matprofile) to catch leaks and double
+# frees on every path the pipeline stages can end by.
 test: setup testdata
 	ANONYMIZE_TEST_REQUIRE=1 $(GO) test -count=1 -timeout 30m ./...
+	ANONYMIZE_TEST_REQUIRE=1 $(GO) test -count=1 -tags matprofile -run 'LeavesNoMat' ./pipeline
 
 demo: setup build testdata
 	@mkdir -p out

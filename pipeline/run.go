@@ -22,7 +22,8 @@ import (
 const tracerName = "github.com/anonymize-dev/anonymize/pipeline"
 
 // FrameSource yields decoded BGR frames into a caller-owned Mat; io.EOF at
-// the end. *video.Reader is one.
+// the end. It may reuse dst's buffer (as gocv's VideoCapture does) or close
+// dst and replace it with a new Mat. *video.Reader is one.
 type FrameSource interface {
 	Read(dst *gocv.Mat) error
 }
@@ -112,14 +113,17 @@ func RunStages(ctx context.Context, cfg StageConfig, src FrameSource, det Detect
 	var stats Stats
 
 	// Every Mat a stage can hold at once: one per stage plus the queues.
-	pool := make([]gocv.Mat, 2*cfg.QueueSize+3)
-	free := make(chan gocv.Mat, len(pool))
-	for i := range pool {
-		pool[i] = gocv.NewMat()
-		free <- pool[i]
+	// Each Mat goes back to free whatever happens to its frame, so the ones
+	// to close at the end are exactly those in free (a source may have
+	// replaced some of the originals).
+	poolSize := 2*cfg.QueueSize + 3
+	free := make(chan gocv.Mat, poolSize)
+	for range poolSize {
+		free <- gocv.NewMat()
 	}
 	defer func() {
-		for _, m := range pool {
+		close(free)
+		for m := range free {
 			m.Close()
 		}
 	}()
@@ -140,15 +144,15 @@ func RunStages(ctx context.Context, cfg StageConfig, src FrameSource, det Detect
 			}
 			t0 := time.Now()
 			err := src.Read(&m)
-			if errors.Is(err, io.EOF) {
+			if err != nil {
 				free <- m
+				if !errors.Is(err, io.EOF) {
+					return err
+				}
 				if i == 0 {
 					return errors.New("the video has no frames")
 				}
 				return nil
-			}
-			if err != nil {
-				return err
 			}
 			// One trace per frame, linked to the run's span: a long video
 			// would otherwise make one unreadable trace.
@@ -165,6 +169,7 @@ func RunStages(ctx context.Context, cfg StageConfig, src FrameSource, det Detect
 			case decoded <- f:
 			case <-gctx.Done():
 				f.fail(gctx.Err())
+				free <- f.mat
 				return gctx.Err()
 			}
 		}
@@ -176,12 +181,14 @@ func RunStages(ctx context.Context, cfg StageConfig, src FrameSource, det Detect
 		for f := range decoded {
 			if err := infer(f, det, pe); err != nil {
 				f.fail(err)
+				free <- f.mat
 				return fmt.Errorf("frame %d: %w", f.index, err)
 			}
 			select {
 			case inferred <- f:
 			case <-gctx.Done():
 				f.fail(gctx.Err())
+				free <- f.mat
 				return gctx.Err()
 			}
 		}
@@ -190,12 +197,20 @@ func RunStages(ctx context.Context, cfg StageConfig, src FrameSource, det Detect
 
 	g.Go(func() error {
 		for f := range inferred {
+			if err := gctx.Err(); err != nil {
+				// Another stage failed: the output will be discarded, so
+				// only drain what is left.
+				f.fail(err)
+				free <- f.mat
+				continue
+			}
 			people := maskFrame(tracer, f, cfg)
 			_, es := tracer.Start(f.ctx, "encode")
 			err := sink.WriteFrame(f.mat)
 			telemetry.EndSpan(es, err)
 			if err != nil {
 				f.fail(err)
+				free <- f.mat
 				return fmt.Errorf("encode frame %d: %w", f.index, err)
 			}
 			f.span.SetAttributes(attribute.Int("people.count", len(people)))
@@ -223,6 +238,7 @@ func RunStages(ctx context.Context, cfg StageConfig, src FrameSource, det Detect
 	for _, ch := range []chan *frame{decoded, inferred} {
 		for f := range ch {
 			f.fail(context.Canceled)
+			free <- f.mat
 		}
 	}
 	stats.Elapsed = time.Since(start)

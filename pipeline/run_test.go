@@ -32,6 +32,7 @@ func (s *fakeSource) Read(dst *gocv.Mat) error {
 		return io.EOF
 	}
 	if dst.Empty() {
+		dst.Close()
 		*dst = gocv.NewMatWithSize(16, 16, gocv.MatTypeCV8UC3)
 	}
 	dst.SetTo(gocv.NewScalar(100, 100, 100, 0))
