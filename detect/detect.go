@@ -46,7 +46,7 @@ type Detection struct {
 // Config holds the detector's settings.
 type Config struct {
 	// Threshold is the minimum person score (the reference used 0.70).
-	Threshold float32
+	Threshold float64
 	// ShortSide and LongSide bound the resized input as DetrImageProcessor
 	// does: the short side becomes ShortSide unless the long side would
 	// then exceed LongSide.
@@ -195,7 +195,7 @@ func (d *Detector) ensureTensors(w, h int) error {
 	return nil
 }
 
-func decodeOutputs(outputs []ort.Value, frameW, frameH int, threshold float32) ([]Detection, error) {
+func decodeOutputs(outputs []ort.Value, frameW, frameH int, threshold float64) ([]Detection, error) {
 	logits, ok := outputs[0].(*ort.Tensor[float32])
 	if !ok {
 		return nil, fmt.Errorf("detect: logits output is %T, want a float32 tensor", outputs[0])
@@ -243,7 +243,7 @@ func ResizeTarget(h, w, short, long int) (oh, ow int) {
 // pixels, as HF's post_process_object_detection does: softmax over all
 // classes, drop "no object" (the last), keep queries whose best class is
 // person with a score at or above threshold.
-func Postprocess(logits, boxes []float32, queries, classes, frameW, frameH int, threshold float32) ([]Detection, error) {
+func Postprocess(logits, boxes []float32, queries, classes, frameW, frameH int, threshold float64) ([]Detection, error) {
 	if classes <= models.COCOPersonClass+1 {
 		return nil, fmt.Errorf("detect: model has %d classes, too few to hold COCO person (id %d) and no-object", classes, models.COCOPersonClass)
 	}
@@ -263,7 +263,7 @@ func Postprocess(logits, boxes []float32, queries, classes, frameW, frameH int, 
 			}
 		}
 		score := probs[models.COCOPersonClass]
-		if best != models.COCOPersonClass || score < threshold {
+		if best != models.COCOPersonClass || float64(score) < threshold {
 			continue
 		}
 		b := boxes[q*4 : q*4+4]

@@ -70,7 +70,7 @@ func TestPostprocess(t *testing.T) {
 
 	tests := []struct {
 		name      string
-		threshold float32
+		threshold float64
 		want      []Detection
 	}{
 		{"default threshold", 0.7, []Detection{

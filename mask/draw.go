@@ -26,7 +26,7 @@ var (
 // DrawDebug draws a person's box, score and confident keypoints and limbs,
 // for --draw: it shows what the models saw, which is the first thing to
 // look at when a mask is misplaced.
-func DrawDebug(frame *gocv.Mat, det detect.Detection, p *pose.Pose, kptThreshold float32) {
+func DrawDebug(frame *gocv.Mat, det detect.Detection, p *pose.Pose, kptThreshold float64) {
 	r := det.Box.Rect()
 	gocv.Rectangle(frame, r, boxColour, 2)
 	gocv.PutText(frame, fmt.Sprintf("%.2f", det.Score), image.Pt(r.Min.X, max(r.Min.Y-4, 12)),
@@ -36,12 +36,12 @@ func DrawDebug(frame *gocv.Mat, det detect.Detection, p *pose.Pose, kptThreshold
 	}
 	pt := func(k int) image.Point { return image.Pt(int(p[k].X+0.5), int(p[k].Y+0.5)) }
 	for _, l := range skeleton {
-		if p[l[0]].Conf >= kptThreshold && p[l[1]].Conf >= kptThreshold {
+		if float64(p[l[0]].Conf) >= kptThreshold && float64(p[l[1]].Conf) >= kptThreshold {
 			gocv.Line(frame, pt(l[0]), pt(l[1]), limbColour, 2)
 		}
 	}
 	for k := range p {
-		if p[k].Conf >= kptThreshold {
+		if float64(p[k].Conf) >= kptThreshold {
 			gocv.Circle(frame, pt(k), 3, kptColour, -1)
 		}
 	}

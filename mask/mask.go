@@ -34,7 +34,7 @@ const (
 type Config struct {
 	// KptThreshold is the keypoint confidence (heatmap peak) below which a
 	// keypoint is not trusted.
-	KptThreshold float32
+	KptThreshold float64
 	// Scale multiplies the keypoint-derived radius.
 	Scale float64
 	// FloorFraction sets the smallest radius, as a fraction of the box's
@@ -80,7 +80,7 @@ func Plan(box detect.Box, p *pose.Pose, cfg Config) Region {
 	if p == nil {
 		return headBox(box)
 	}
-	ok := func(k int) bool { return p[k].Conf >= cfg.KptThreshold }
+	ok := func(k int) bool { return float64(p[k].Conf) >= cfg.KptThreshold }
 	pt := func(k int) (float64, float64) { return float64(p[k].X), float64(p[k].Y) }
 
 	var cx, cy float64
@@ -161,6 +161,10 @@ func Apply(frame *gocv.Mat, regions []Region) {
 		gocv.Circle(frame, r.Center, r.Radius, black, -1)
 	}
 }
+
+// FallbackRadiusFloor names the fallback of a radius raised to the floor
+// tied to the person's box (a Region with Floored set).
+const FallbackRadiusFloor = "radius_floor"
 
 // Counts tallies how masks were placed over a run.
 type Counts struct {

@@ -43,10 +43,10 @@ func DefaultConfig() Config {
 	d, p, m := detect.DefaultConfig(), pose.DefaultConfig(), mask.DefaultConfig()
 	return Config{
 		Device:       "auto",
-		Threshold:    float64(d.Threshold),
+		Threshold:    d.Threshold,
 		DetectSize:   d.ShortSide,
 		PoseBatch:    p.BatchSize,
-		KptThreshold: float64(m.KptThreshold),
+		KptThreshold: m.KptThreshold,
 		MaskScale:    m.Scale,
 		CRF:          18,
 		Preset:       "veryfast",
@@ -90,7 +90,7 @@ func (c Config) Validate() error {
 func (c Config) detectConfig() detect.Config {
 	d := detect.DefaultConfig()
 	long := d.LongSide * c.DetectSize / d.ShortSide
-	return detect.Config{Threshold: float32(c.Threshold), ShortSide: c.DetectSize, LongSide: long}
+	return detect.Config{Threshold: c.Threshold, ShortSide: c.DetectSize, LongSide: long}
 }
 
 func (c Config) poseConfig() pose.Config {
@@ -101,7 +101,7 @@ func (c Config) poseConfig() pose.Config {
 
 func (c Config) maskConfig() mask.Config {
 	m := mask.DefaultConfig()
-	m.KptThreshold = float32(c.KptThreshold)
+	m.KptThreshold = c.KptThreshold
 	m.Scale = c.MaskScale
 	return m
 }

@@ -17,6 +17,9 @@ type Env struct {
 	Getenv     func(string) string
 	Executable string // path of the running binary, to find a bundled ONNX Runtime
 	Cwd        string
+	// GPUMemory, when set, samples the GPU memory this process uses (see
+	// StageConfig.GPUMemory).
+	GPUMemory func() (bytes int64, ok bool)
 }
 
 // ModelRef describes one loaded model, for summaries and audit reports.
@@ -32,6 +35,7 @@ type ModelRef struct {
 // every video: the ONNX Runtime sessions and the model wrappers.
 type Engine struct {
 	cfg      Config
+	env      Env
 	log      *slog.Logger
 	Runtime  *inference.Runtime
 	Device   inference.Device
@@ -73,7 +77,7 @@ func NewEngine(cfg Config, env Env) (_ *Engine, err error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, log: log, Runtime: rt, Device: dev}
+	e := &Engine{cfg: cfg, env: env, log: log, Runtime: rt, Device: dev}
 	defer func() {
 		if err != nil {
 			e.Close()
@@ -130,6 +134,24 @@ func (e *Engine) Providers() string {
 		s += string(m.Role) + " " + m.Provider
 	}
 	return s
+}
+
+// RunConfig describes what a run ran on, for an experiment tracker's
+// config: the device, each model's file, sha256 and execution provider.
+func (e *Engine) RunConfig() map[string]any {
+	cfg := map[string]any{
+		"device.resolved":    e.Device.String(),
+		"execution_provider": e.Providers(),
+		"onnxruntime":        e.Runtime.Version,
+	}
+	for _, m := range e.Models {
+		prefix := "model." + string(m.Role) + "."
+		cfg[prefix+"path"] = m.Path
+		cfg[prefix+"sha256"] = m.SHA256
+		cfg[prefix+"provider"] = m.Provider
+		cfg[prefix+"synthetic"] = m.Synthetic
+	}
+	return cfg
 }
 
 // Close releases the sessions.

@@ -9,6 +9,7 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 	"gocv.io/x/gocv"
 	"golang.org/x/sync/errgroup"
@@ -50,6 +51,13 @@ type StageConfig struct {
 	FPS       float64 // for frame timestamps
 	Draw      bool
 	Mask      mask.Config
+	// Instruments records the per-frame metrics; nil creates them on the
+	// global MeterProvider.
+	Instruments *telemetry.Instruments
+	// GPUMemory, when set, returns the GPU memory this process uses; it is
+	// put on each frame's span next to the people count, the pairing that
+	// shows how many people fit before the pose model runs out of memory.
+	GPUMemory func() (bytes int64, ok bool)
 }
 
 // Person is one detected person of one frame, with where it was masked.
@@ -90,10 +98,25 @@ type frame struct {
 	span  trace.Span
 	dets  []detect.Detection
 	poses []pose.Pose
+	// queued is when the frame entered the channel to the next stage.
+	queued time.Time
 }
 
-func (f *frame) fail(err error) {
+// fail ends a frame that will not be written and counts it.
+func (f *frame) fail(err error, in *telemetry.Instruments) {
+	outcome := telemetry.OutcomeFailed
+	if errors.Is(err, context.Canceled) {
+		outcome = telemetry.OutcomeCancelled
+	}
+	in.Frames.Add(f.ctx, 1, metric.WithAttributes(attribute.String(telemetry.AttrOutcome, outcome)))
 	telemetry.EndSpan(f.span, err)
+}
+
+// waited records the time a frame spent queued before a stage as a span,
+// so a trace shows where concurrent stages held it up.
+func (f *frame) waited(tracer trace.Tracer, name string) {
+	_, span := tracer.Start(f.ctx, name, trace.WithTimestamp(f.queued))
+	span.End()
 }
 
 // RunStages runs decode, inference and mask+encode as three concurrent
@@ -107,6 +130,13 @@ func RunStages(ctx context.Context, cfg StageConfig, src FrameSource, det Detect
 	sink FrameSink, onFrame func(FrameResult)) (Stats, error) {
 	if cfg.QueueSize < 1 {
 		cfg.QueueSize = 1
+	}
+	in := cfg.Instruments
+	if in == nil {
+		var err error
+		if in, err = telemetry.NewInstruments(); err != nil {
+			return Stats{}, fmt.Errorf("create metrics: %w", err)
+		}
 	}
 	tracer := otel.Tracer(tracerName)
 	start := time.Now()
@@ -164,11 +194,11 @@ func RunStages(ctx context.Context, cfg StageConfig, src FrameSource, det Detect
 				))
 			_, ds := tracer.Start(fctx, "decode", trace.WithTimestamp(t0))
 			ds.End()
-			f := &frame{index: i, mat: m, ctx: fctx, span: root}
+			f := &frame{index: i, mat: m, ctx: fctx, span: root, queued: time.Now()}
 			select {
 			case decoded <- f:
 			case <-gctx.Done():
-				f.fail(gctx.Err())
+				f.fail(gctx.Err(), in)
 				free <- f.mat
 				return gctx.Err()
 			}
@@ -179,15 +209,17 @@ func RunStages(ctx context.Context, cfg StageConfig, src FrameSource, det Detect
 	g.Go(func() error {
 		defer close(inferred)
 		for f := range decoded {
+			f.waited(tracer, "wait_for_inference")
 			if err := infer(f, det, pe); err != nil {
-				f.fail(err)
+				f.fail(err, in)
 				free <- f.mat
 				return fmt.Errorf("frame %d: %w", f.index, err)
 			}
+			f.queued = time.Now()
 			select {
 			case inferred <- f:
 			case <-gctx.Done():
-				f.fail(gctx.Err())
+				f.fail(gctx.Err(), in)
 				free <- f.mat
 				return gctx.Err()
 			}
@@ -200,20 +232,27 @@ func RunStages(ctx context.Context, cfg StageConfig, src FrameSource, det Detect
 			if err := gctx.Err(); err != nil {
 				// Another stage failed: the output will be discarded, so
 				// only drain what is left.
-				f.fail(err)
+				f.fail(err, in)
 				free <- f.mat
 				continue
 			}
+			f.waited(tracer, "wait_for_encode")
 			people := maskFrame(tracer, f, cfg)
 			_, es := tracer.Start(f.ctx, "encode")
 			err := sink.WriteFrame(f.mat)
 			telemetry.EndSpan(es, err)
 			if err != nil {
-				f.fail(err)
+				f.fail(err, in)
 				free <- f.mat
 				return fmt.Errorf("encode frame %d: %w", f.index, err)
 			}
 			f.span.SetAttributes(attribute.Int("people.count", len(people)))
+			if cfg.GPUMemory != nil {
+				if b, ok := cfg.GPUMemory(); ok {
+					f.span.SetAttributes(attribute.Int64("gpu.process.memory.usage", b))
+				}
+			}
+			recordFrame(f.ctx, in, people)
 			f.span.End()
 
 			stats.Frames++
@@ -237,7 +276,7 @@ func RunStages(ctx context.Context, cfg StageConfig, src FrameSource, det Detect
 	// Frames still queued when a stage failed have open spans.
 	for _, ch := range []chan *frame{decoded, inferred} {
 		for f := range ch {
-			f.fail(context.Canceled)
+			f.fail(context.Canceled, in)
 			free <- f.mat
 		}
 	}
@@ -246,6 +285,30 @@ func RunStages(ctx context.Context, cfg StageConfig, src FrameSource, det Detect
 		err = ctx.Err()
 	}
 	return stats, err
+}
+
+// recordFrame records a written frame's metrics, in the frame's context so
+// exemplars point at its trace.
+func recordFrame(ctx context.Context, in *telemetry.Instruments, people []Person) {
+	n := int64(len(people))
+	in.DetectedPeople.Record(ctx, n)
+	in.PeoplePerFrame.Record(ctx, n)
+	in.Frames.Add(ctx, 1, metric.WithAttributes(attribute.String(telemetry.AttrOutcome, telemetry.OutcomeOK)))
+	var c mask.Counts
+	for _, p := range people {
+		c.Add(p.Mask)
+	}
+	add := func(inst metric.Int64Counter, kind string, v int) {
+		if v > 0 {
+			inst.Add(ctx, int64(v), metric.WithAttributes(attribute.String(telemetry.AttrKind, kind)))
+		}
+	}
+	add(in.Masks, string(mask.KindNose), c.Nose)
+	add(in.Masks, string(mask.KindFaceKeypoints), c.FaceKeypoints)
+	add(in.Masks, string(mask.KindHeadBox), c.HeadBox)
+	add(in.MaskFallbacks, string(mask.KindFaceKeypoints), c.FaceKeypoints)
+	add(in.MaskFallbacks, string(mask.KindHeadBox), c.HeadBox)
+	add(in.MaskFallbacks, mask.FallbackRadiusFloor, c.RadiusFloor)
 }
 
 func infer(f *frame, det Detector, pe PoseEstimator) error {

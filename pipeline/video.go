@@ -4,6 +4,12 @@ import (
 	"context"
 	"fmt"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/anonymize-dev/anonymize/telemetry"
+
 	"github.com/anonymize-dev/anonymize/video"
 )
 
@@ -46,6 +52,22 @@ func (e *Engine) ProcessVideo(ctx context.Context, job Job, hooks Hooks) (res Re
 	info := reader.Info()
 	res.Input, res.Output = info, job.Output
 
+	// The run's span carries what a frame's trace should not repeat: the
+	// video, the device and the exact models. Frame traces link to it.
+	ctx, run := otel.Tracer(tracerName).Start(ctx, "anonymize_video", trace.WithAttributes(e.runAttributes(job, info)...))
+	defer func() {
+		run.SetAttributes(
+			attribute.Int("frames.processed", res.Stats.Frames),
+			attribute.Int("people.total", res.Stats.People),
+			attribute.Int("people.max", res.Stats.MaxPeople),
+			attribute.Int("mask.fallbacks.face_keypoints", res.Stats.Masks.FaceKeypoints),
+			attribute.Int("mask.fallbacks.head_box", res.Stats.Masks.HeadBox),
+			attribute.Int("mask.fallbacks.radius_floor", res.Stats.Masks.RadiusFloor),
+			attribute.Float64("fps", res.Stats.FPS()),
+		)
+		telemetry.EndSpan(run, err)
+	}()
+
 	total := info.FrameCount
 	if e.cfg.Frames > 0 && (total == 0 || e.cfg.Frames < total) {
 		total = e.cfg.Frames
@@ -80,6 +102,7 @@ func (e *Engine) ProcessVideo(ctx context.Context, job Job, hooks Hooks) (res Re
 		FPS:       info.FPS.Float(),
 		Draw:      e.cfg.Draw,
 		Mask:      e.cfg.maskConfig(),
+		GPUMemory: e.env.GPUMemory,
 	}
 	res.Stats, err = RunStages(ctx, stages, reader, e.detector, e.poser, enc, hooks.Frame)
 	if err != nil {
@@ -92,4 +115,31 @@ func (e *Engine) ProcessVideo(ctx context.Context, job Job, hooks Hooks) (res Re
 		return res, fmt.Errorf("write %s: %w", job.Output, err)
 	}
 	return res, nil
+}
+
+func (e *Engine) runAttributes(job Job, info video.Info) []attribute.KeyValue {
+	attrs := []attribute.KeyValue{
+		attribute.String("video.input", job.Input),
+		attribute.String("video.output", job.Output),
+		attribute.String("video.codec", info.Codec),
+		attribute.String("video.container", info.Container),
+		attribute.Int("video.width", info.Width),
+		attribute.Int("video.height", info.Height),
+		attribute.String("video.fps", info.FPS.String()),
+		attribute.Float64("video.fps_value", info.FPS.Float()),
+		attribute.Int("video.frame_count", info.FrameCount),
+		attribute.Float64("video.duration_s", info.Duration.Seconds()),
+		attribute.Bool("video.has_audio", info.HasAudio),
+		attribute.String("device", e.Device.String()),
+		attribute.String("execution_provider", e.Providers()),
+	}
+	for _, m := range e.Models {
+		prefix := "model." + string(m.Role) + "."
+		attrs = append(attrs,
+			attribute.String(prefix+"path", m.Path),
+			attribute.String(prefix+"sha256", m.SHA256),
+			attribute.String(prefix+"provider", m.Provider),
+		)
+	}
+	return attrs
 }

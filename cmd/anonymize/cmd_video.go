@@ -20,6 +20,7 @@ type VideoOptions struct {
 	Overwrite bool
 	Quiet     bool
 	Config    pipeline.Config
+	Telemetry TelemetryOptions
 }
 
 // NewCmdVideo builds `anonymize video`; runF replaces the behaviour in
@@ -40,6 +41,9 @@ func NewCmdVideo(f *Factory, runF func(context.Context, *VideoOptions) error) *c
 			if err := opts.Config.Validate(); err != nil {
 				return usageError{err}
 			}
+			if err := validateTelemetry(&opts.Telemetry, f.Getenv, cmd.Flags()); err != nil {
+				return err
+			}
 			opts.Env = pipeline.Env{Getenv: f.Getenv, Executable: f.executable(), Cwd: f.cwd()}
 			if runF != nil {
 				return runF(cmd.Context(), opts)
@@ -48,12 +52,13 @@ func NewCmdVideo(f *Factory, runF func(context.Context, *VideoOptions) error) *c
 		},
 	}
 	addPipelineFlags(cmd.Flags(), &opts.Config)
+	addTelemetryFlags(cmd.Flags(), &opts.Telemetry)
 	cmd.Flags().BoolVar(&opts.Overwrite, "overwrite", false, "replace OUTPUT if it exists")
 	cmd.Flags().BoolVarP(&opts.Quiet, "quiet", "q", false, "print only warnings and errors: no progress bar, no summary")
 	return cmd
 }
 
-func runVideo(ctx context.Context, opts *VideoOptions) error {
+func runVideo(ctx context.Context, opts *VideoOptions) (err error) {
 	log, lines := newLogger(opts.IO, opts.Quiet)
 	opts.Env.Log = log
 	// Fail on a bad input or output path before spending seconds on
@@ -61,11 +66,20 @@ func runVideo(ctx context.Context, opts *VideoOptions) error {
 	if err := video.CheckPaths(opts.Input, opts.Output, opts.Overwrite); err != nil {
 		return err
 	}
+	tel, err := startTelemetry(ctx, opts.IO, log, opts.Env.Getenv, &opts.Telemetry, "video")
+	if err != nil {
+		return err
+	}
+	// Flushed last, bounded, after the output is in place or removed.
+	defer func() { tel.Shutdown(ctx, exitCodeOf(ctx, err)) }()
+	opts.Env.GPUMemory = tel.GPUMemory()
+
 	engine, err := pipeline.NewEngine(opts.Config, opts.Env)
 	if err != nil {
 		return err
 	}
 	defer engine.Close()
+	tel.SetRunConfig(engine.RunConfig())
 
 	bar := newProgress(opts.IO, opts.Quiet, lines)
 	res, err := engine.ProcessVideo(ctx, pipeline.Job{Input: opts.Input, Output: opts.Output, Overwrite: opts.Overwrite},

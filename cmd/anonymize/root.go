@@ -49,6 +49,7 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 		NewCmdVideo(f, nil),
 		NewCmdDoctor(f, nil),
 		NewCmdModels(f),
+		NewCmdWandB(f),
 		NewCmdVersion(f),
 	)
 	return root

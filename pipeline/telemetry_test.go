@@ -7,6 +7,8 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"gocv.io/x/gocv"
@@ -16,6 +18,7 @@ import (
 	"github.com/anonymize-dev/anonymize/internal/testmodels"
 	"github.com/anonymize-dev/anonymize/mask"
 	"github.com/anonymize-dev/anonymize/pose"
+	"github.com/anonymize-dev/anonymize/telemetry"
 )
 
 // sceneSource renders the synthetic scene's frames.
@@ -111,7 +114,7 @@ func TestSpanTree(t *testing.T) {
 		}
 
 		got := names(children[root.SpanContext().SpanID().String()])
-		want := []string{"decode", "person_detection", "pose_estimation", "mask", "encode"}
+		want := []string{"decode", "wait_for_inference", "person_detection", "pose_estimation", "wait_for_encode", "mask", "encode"}
 		if !sameSet(got, want) {
 			t.Errorf("frame %d children %v, want %v", i, got, want)
 		}
@@ -186,3 +189,95 @@ func sameSet(a, b []string) bool {
 }
 
 func sceneFPS(s synthclip.Scene) float64 { return float64(s.FPSNum) / float64(s.FPSDen) }
+
+// TestMetricsPerFrame reads the metrics with a manual reader after every
+// frame: the detected-people gauge equals that frame's detections, and the
+// counters add up over the run.
+func TestMetricsPerFrame(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	in, err := telemetry.NewInstrumentsFrom(mp.Meter("test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	detSess, poseSess := testmodels.SyntheticSessions(t)
+	det, _ := detect.New(detSess, detect.DefaultConfig())
+	defer det.Close()
+	pe, _ := pose.New(poseSess, pose.DefaultConfig())
+	defer pe.Close()
+
+	scene := synthclip.DefaultScene(640, 360, 12)
+	var gauges, people []int64
+	stats, err := RunStages(context.Background(),
+		StageConfig{QueueSize: 2, FPS: sceneFPS(scene), Mask: mask.DefaultConfig(), Instruments: in},
+		&sceneSource{scene: scene}, det, pe, discardSink{},
+		func(r FrameResult) {
+			people = append(people, int64(len(r.People)))
+			var rm metricdata.ResourceMetrics
+			if err := reader.Collect(context.Background(), &rm); err != nil {
+				t.Fatal(err)
+			}
+			g, ok := findMetric(rm, telemetry.MetricDetectedPeople).(metricdata.Gauge[int64])
+			if !ok || len(g.DataPoints) != 1 {
+				t.Fatalf("frame %d: detected-people gauge missing: %+v", r.Index, g)
+			}
+			gauges = append(gauges, g.DataPoints[0].Value)
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range people {
+		if gauges[i] != people[i] {
+			t.Errorf("frame %d: gauge %d, detections %d", i, gauges[i], people[i])
+		}
+	}
+	if people[0] != 0 || stats.MaxPeople < 2 {
+		t.Fatalf("scene did not vary the people count: %v", people)
+	}
+
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	frames := sumByAttr(t, findMetric(rm, telemetry.MetricFrames), telemetry.AttrOutcome)
+	if frames[telemetry.OutcomeOK] != int64(scene.Frames) || len(frames) != 1 {
+		t.Errorf("frames counter %v, want %d ok", frames, scene.Frames)
+	}
+	masks := sumByAttr(t, findMetric(rm, telemetry.MetricMasks), telemetry.AttrKind)
+	if masks["nose"] != int64(stats.Masks.Nose) || masks["head_box"] != int64(stats.Masks.HeadBox) {
+		t.Errorf("masks counter %v, stats %+v", masks, stats.Masks)
+	}
+	fallbacks := sumByAttr(t, findMetric(rm, telemetry.MetricMaskFallbacks), telemetry.AttrKind)
+	if fallbacks["head_box"] != int64(stats.Masks.HeadBox) || fallbacks["head_box"] == 0 {
+		t.Errorf("fallbacks counter %v, stats %+v", fallbacks, stats.Masks)
+	}
+	h, ok := findMetric(rm, telemetry.MetricPeoplePerFrame).(metricdata.Histogram[int64])
+	if !ok || len(h.DataPoints) != 1 || h.DataPoints[0].Count != uint64(scene.Frames) || h.DataPoints[0].Sum != int64(stats.People) {
+		t.Errorf("people-per-frame histogram %+v, want %d frames summing to %d", h, scene.Frames, stats.People)
+	}
+}
+
+func findMetric(rm metricdata.ResourceMetrics, name string) metricdata.Aggregation {
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name == name {
+				return m.Data
+			}
+		}
+	}
+	return nil
+}
+
+func sumByAttr(t *testing.T, data metricdata.Aggregation, key string) map[string]int64 {
+	t.Helper()
+	s, ok := data.(metricdata.Sum[int64])
+	if !ok {
+		t.Fatalf("metric is %T, want an int64 sum", data)
+	}
+	out := map[string]int64{}
+	for _, p := range s.DataPoints {
+		v, _ := p.Attributes.Value(attribute.Key(key))
+		out[v.AsString()] += p.Value
+	}
+	return out
+}

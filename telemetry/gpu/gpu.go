@@ -1,0 +1,232 @@
+// Package gpu reports NVIDIA GPU metrics through NVML as OpenTelemetry
+// observable gauges, under the semantic-convention names (hw.gpu.*), plus
+// the GPU memory this process holds.
+package gpu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// Metric names: the OpenTelemetry hardware semantic conventions where they
+// exist, our own for the per-process memory.
+const (
+	MetricUtilization       = "hw.gpu.utilization"
+	MetricMemoryUsage       = "hw.gpu.memory.usage"
+	MetricMemoryLimit       = "hw.gpu.memory.limit"
+	MetricMemoryUtilization = "hw.gpu.memory.utilization"
+	MetricTemperature       = "hw.temperature"
+	MetricPower             = "hw.power"
+	MetricProcessMemory     = "anonymize.process.gpu.memory.usage"
+)
+
+// ErrUnavailable is returned by Open when there is no usable NVML (no
+// NVIDIA driver, as on CI machines) or no GPU.
+var ErrUnavailable = errors.New("NVML unavailable")
+
+// Device is one GPU.
+type Device struct {
+	Index  int
+	UUID   string
+	Name   string
+	handle nvml.Device
+}
+
+// Collector reads the GPUs through NVML.
+type Collector struct {
+	lib     nvml.Interface
+	devices []Device
+	pid     uint32
+	reg     metric.Registration
+
+	mu       sync.Mutex
+	procAt   time.Time
+	procMem  int64
+	procOK   bool
+	interval time.Duration
+}
+
+// Open initialises NVML and lists the GPUs. lib nil uses the real library.
+// The error wraps ErrUnavailable when there is nothing to report on.
+func Open(lib nvml.Interface) (*Collector, error) {
+	if lib == nil {
+		lib = nvml.New()
+	}
+	if ret := lib.Init(); ret != nvml.SUCCESS {
+		return nil, fmt.Errorf("%w: %s", ErrUnavailable, nvml.ErrorString(ret))
+	}
+	c := &Collector{lib: lib, pid: uint32(os.Getpid()), interval: 250 * time.Millisecond}
+	n, ret := lib.DeviceGetCount()
+	if ret != nvml.SUCCESS {
+		lib.Shutdown()
+		return nil, fmt.Errorf("%w: count devices: %s", ErrUnavailable, nvml.ErrorString(ret))
+	}
+	for i := 0; i < n; i++ {
+		h, ret := lib.DeviceGetHandleByIndex(i)
+		if ret != nvml.SUCCESS {
+			continue
+		}
+		uuid, _ := h.GetUUID()
+		name, _ := h.GetName()
+		c.devices = append(c.devices, Device{Index: i, UUID: uuid, Name: name, handle: h})
+	}
+	if len(c.devices) == 0 {
+		lib.Shutdown()
+		return nil, fmt.Errorf("%w: no GPU found", ErrUnavailable)
+	}
+	return c, nil
+}
+
+// Devices lists the GPUs.
+func (c *Collector) Devices() []Device { return c.devices }
+
+// Index returns the NVML index of the GPU with that UUID.
+func (c *Collector) Index(uuid string) (int, bool) {
+	for _, d := range c.devices {
+		if d.UUID == uuid {
+			return d.Index, true
+		}
+	}
+	return 0, false
+}
+
+// Model names the GPU model(s), for the telemetry resource.
+func (c *Collector) Model() string {
+	seen := map[string]bool{}
+	var names []string
+	for _, d := range c.devices {
+		if !seen[d.Name] {
+			seen[d.Name] = true
+			names = append(names, d.Name)
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+func (d Device) attrs() attribute.Set {
+	return attribute.NewSet(
+		attribute.String("hw.id", d.UUID),
+		attribute.String("hw.name", d.Name),
+		attribute.String("hw.vendor", "NVIDIA"),
+		attribute.String("hw.type", "gpu"),
+	)
+}
+
+// Register creates the observable gauges on meter; one callback reads every
+// GPU at each collection.
+func (c *Collector) Register(meter metric.Meter) error {
+	var errs []error
+	f64 := func(name, unit, desc string) metric.Float64ObservableGauge {
+		g, err := meter.Float64ObservableGauge(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		errs = append(errs, err)
+		return g
+	}
+	i64 := func(name, unit, desc string) metric.Int64ObservableGauge {
+		g, err := meter.Int64ObservableGauge(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		errs = append(errs, err)
+		return g
+	}
+	util := f64(MetricUtilization, "1", "Fraction of time the GPU was busy over the last sample period.")
+	memUtil := f64(MetricMemoryUtilization, "1", "Fraction of GPU memory used.")
+	memUsage := i64(MetricMemoryUsage, "By", "GPU memory used.")
+	memLimit := i64(MetricMemoryLimit, "By", "Size of the GPU memory.")
+	temp := f64(MetricTemperature, "Cel", "GPU temperature.")
+	power := f64(MetricPower, "W", "GPU power draw.")
+	proc := i64(MetricProcessMemory, "By", "GPU memory used by this anonymize process.")
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("create GPU metrics: %w", err)
+	}
+	reg, err := meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		procs := c.sampleProcesses()
+		for _, d := range c.devices {
+			set := metric.WithAttributeSet(d.attrs())
+			if u, ret := d.handle.GetUtilizationRates(); ret == nvml.SUCCESS {
+				o.ObserveFloat64(util, float64(u.Gpu)/100, set)
+			}
+			if m, ret := d.handle.GetMemoryInfo(); ret == nvml.SUCCESS {
+				o.ObserveInt64(memUsage, int64(m.Used), set)
+				o.ObserveInt64(memLimit, int64(m.Total), set)
+				if m.Total > 0 {
+					o.ObserveFloat64(memUtil, float64(m.Used)/float64(m.Total), set)
+				}
+			}
+			if t, ret := d.handle.GetTemperature(nvml.TEMPERATURE_GPU); ret == nvml.SUCCESS {
+				o.ObserveFloat64(temp, float64(t), set)
+			}
+			if p, ret := d.handle.GetPowerUsage(); ret == nvml.SUCCESS {
+				o.ObserveFloat64(power, float64(p)/1000, set) // NVML reports milliwatts
+			}
+			if b, ok := procs[d.Index]; ok {
+				o.ObserveInt64(proc, b, set)
+			}
+		}
+		return nil
+	}, util, memUtil, memUsage, memLimit, temp, power, proc)
+	if err != nil {
+		return fmt.Errorf("register GPU metrics: %w", err)
+	}
+	c.reg = reg
+	return nil
+}
+
+// sampleProcesses returns the GPU memory this process holds on each GPU.
+func (c *Collector) sampleProcesses() map[int]int64 {
+	out := map[int]int64{}
+	var total int64
+	found := false
+	for _, d := range c.devices {
+		procs, ret := d.handle.GetComputeRunningProcesses()
+		if ret != nvml.SUCCESS {
+			continue
+		}
+		for _, p := range procs {
+			if p.Pid == c.pid {
+				out[d.Index] += int64(p.UsedGpuMemory)
+				total += int64(p.UsedGpuMemory)
+				found = true
+			}
+		}
+	}
+	c.mu.Lock()
+	c.procAt, c.procMem, c.procOK = time.Now(), total, found
+	c.mu.Unlock()
+	return out
+}
+
+// ProcessMemory returns the GPU memory this process holds over all GPUs.
+// It reads NVML at most every quarter second, so calling it for every
+// frame costs next to nothing.
+func (c *Collector) ProcessMemory() (int64, bool) {
+	c.mu.Lock()
+	fresh := time.Since(c.procAt) < c.interval
+	mem, ok := c.procMem, c.procOK
+	c.mu.Unlock()
+	if fresh {
+		return mem, ok
+	}
+	c.sampleProcesses()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.procMem, c.procOK
+}
+
+// Close unregisters the gauges and shuts NVML down.
+func (c *Collector) Close() error {
+	var err error
+	if c.reg != nil {
+		err = c.reg.Unregister()
+	}
+	if ret := c.lib.Shutdown(); ret != nvml.SUCCESS {
+		err = errors.Join(err, fmt.Errorf("NVML shutdown: %s", nvml.ErrorString(ret)))
+	}
+	return err
+}
