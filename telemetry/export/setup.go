@@ -29,8 +29,11 @@ import (
 type Options struct {
 	Sinks          []Sink
 	ServiceVersion string
-	Getenv         func(string) string
-	Log            *slog.Logger
+	// Getenv reads W&B's settings; the OTLP exporters and the resource
+	// read the process environment themselves (OTEL_*), as the
+	// OpenTelemetry SDK does everywhere.
+	Getenv func(string) string
+	Log    *slog.Logger
 	// Console receives the console sink's output (stderr in the command).
 	Console io.Writer
 	// NVML is the GPU library; nil uses the real one.

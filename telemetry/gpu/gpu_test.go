@@ -3,7 +3,6 @@ package gpu
 import (
 	"context"
 	"errors"
-	"os"
 	"testing"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
@@ -12,34 +11,13 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/anonymize-dev/anonymize/telemetry/gpu/gputest"
 )
 
-// fakeH100s turns the go-nvml mock's DGX A100 into a two-GPU H100 server
-// with known readings; device i uses 10+i GiB, runs at 40+10i % and holds
-// (i+1) GiB for this process.
 func fakeH100s(t *testing.T) *dgxa100.Server {
 	t.Helper()
-	s := dgxa100.New()
-	s.DeviceGetCountFunc = func() (int, nvml.Return) { return 2, nvml.SUCCESS }
-	for i := 0; i < 2; i++ {
-		d := s.Devices[i].(*dgxa100.Device)
-		i := i
-		d.Name = "NVIDIA H100 80GB HBM3"
-		d.UUID = []string{"GPU-aaaa", "GPU-bbbb"}[i]
-		d.MemoryInfo = nvml.Memory{Total: 80 << 30, Used: uint64(10+i) << 30}
-		d.GetUtilizationRatesFunc = func() (nvml.Utilization, nvml.Return) {
-			return nvml.Utilization{Gpu: uint32(40 + 10*i), Memory: 20}, nvml.SUCCESS
-		}
-		d.GetTemperatureFunc = func(nvml.TemperatureSensors) (uint32, nvml.Return) { return uint32(50 + i), nvml.SUCCESS }
-		d.GetPowerUsageFunc = func() (uint32, nvml.Return) { return uint32(300000 + 1000*i), nvml.SUCCESS }
-		d.GetComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) {
-			return []nvml.ProcessInfo{
-				{Pid: uint32(os.Getpid()), UsedGpuMemory: uint64(i+1) << 30},
-				{Pid: 1, UsedGpuMemory: 5 << 30}, // another process: not ours
-			}, nvml.SUCCESS
-		}
-	}
-	return s
+	return gputest.H100s(2)
 }
 
 type point struct {
@@ -115,7 +93,7 @@ func TestGPUMetricsOnFakeH100s(t *testing.T) {
 		}
 		for _, p := range pts {
 			id, _ := p.attrs.Value("hw.id")
-			idx := map[string]int{"GPU-aaaa": 0, "GPU-bbbb": 1}[id.AsString()]
+			idx := map[string]int{"GPU-fake-0": 0, "GPU-fake-1": 1}[id.AsString()]
 			if p.value != vals[idx] {
 				t.Errorf("%s on %s = %v, want %v", name, id.AsString(), p.value, vals[idx])
 			}
@@ -129,7 +107,7 @@ func TestGPUMetricsOnFakeH100s(t *testing.T) {
 	if mem, ok := c.ProcessMemory(); !ok || mem != 3<<30 {
 		t.Errorf("ProcessMemory = %d, %v; want 3 GiB (both GPUs, this process only)", mem, ok)
 	}
-	if i, ok := c.Index("GPU-bbbb"); !ok || i != 1 {
+	if i, ok := c.Index("GPU-fake-1"); !ok || i != 1 {
 		t.Errorf("Index(GPU-bbbb) = %d, %v", i, ok)
 	}
 	if m := c.Model(); m != "NVIDIA H100 80GB HBM3" {

@@ -1,0 +1,140 @@
+package export
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/NVIDIA/go-nvml/pkg/nvml/mock"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+
+	"github.com/anonymize-dev/anonymize/internal/otlptest"
+	"github.com/anonymize-dev/anonymize/telemetry"
+	"github.com/anonymize-dev/anonymize/telemetry/gpu"
+	"github.com/anonymize-dev/anonymize/telemetry/gpu/gputest"
+	"github.com/anonymize-dev/anonymize/telemetry/wandb/wandbtest"
+)
+
+// TestSetupWiresGPUToBothSinks runs Setup on two fake H100s with OTLP and
+// W&B on: the GPU gauges reach the collector under their semantic-
+// convention names and W&B as system metrics next to the people count,
+// and each frame's root span carries this process's GPU memory.
+func TestSetupWiresGPUToBothSinks(t *testing.T) {
+	recv, endpoint := otlptest.StartHTTP(t)
+	wb := wandbtest.NewServer(t, "k")
+	env := map[string]string{
+		"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+		"WANDB_BASE_URL":              wb.URL, "WANDB_API_KEY": "k", "WANDB_ENTITY": "e", "WANDB_PROJECT": "p",
+		"WANDB_RUN_ID": "gpurun1", "WANDB_DIR": t.TempDir(), "OTEL_METRIC_EXPORT_INTERVAL": "100000",
+	}
+	for k, v := range env {
+		t.Setenv(k, v) // autoexport reads the process environment
+	}
+	getenv := func(k string) string { return env[k] }
+	var logs bytes.Buffer
+	tel, err := Setup(context.Background(), Options{
+		Sinks: []Sink{SinkOTLP, SinkWandB}, Getenv: getenv, NVML: gputest.H100s(2),
+		Log: slog.New(slog.NewTextHandler(&logs, nil)), ServiceVersion: "test",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := tel.GPUMemory()
+	if mem == nil {
+		t.Fatal("no GPU memory sampler with GPUs present")
+	}
+	if b, ok := mem(); !ok || b != 3<<30 {
+		t.Errorf("process GPU memory %d, %v; want 3 GiB", b, ok)
+	}
+	in, err := telemetry.NewInstruments()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, root := otel.Tracer("test").Start(context.Background(), "process_single_frame")
+	in.DetectedPeople.Record(ctx, 4)
+	root.SetAttributes(attribute.Int("people.count", 4))
+	root.End()
+	tel.Shutdown(context.Background(), 0)
+	if strings.Contains(logs.String(), "telemetry incomplete") {
+		t.Errorf("losses reported:\n%s", logs.String())
+	}
+
+	got := map[string]bool{}
+	for _, m := range recv.Metrics() {
+		got[m.GetName()] = true
+	}
+	for _, name := range []string{gpu.MetricUtilization, gpu.MetricMemoryUsage, gpu.MetricMemoryLimit,
+		gpu.MetricMemoryUtilization, gpu.MetricTemperature, gpu.MetricPower, gpu.MetricProcessMemory,
+		telemetry.MetricDetectedPeople, telemetry.MetricStageDuration} {
+		if !got[name] {
+			t.Errorf("OTLP lacks %s", name)
+		}
+	}
+	if res := recv.Resources(); len(res) == 0 || res[0]["host.gpu.model"] != "NVIDIA H100 80GB HBM3" || res[0]["host.gpu.count"] != "2" {
+		t.Errorf("resource lacks the GPU model: %v", res)
+	}
+
+	run, ok := wb.Run("e", "p", "gpurun1")
+	if !ok {
+		t.Fatal("no W&B run")
+	}
+	events, err := run.Events.Rows()
+	if err != nil || len(events) == 0 {
+		t.Fatalf("no W&B system metrics: %v", err)
+	}
+	last := events[len(events)-1]
+	want := map[string]float64{
+		"system.gpu.0.gpu": 40, "system.gpu.1.gpu": 50,
+		"system.gpu.1.memoryAllocatedBytes": float64(11 << 30), "system.gpu.0.temp": 50, "system.gpu.1.powerWatts": 301,
+		"system.gpu.process.1.memoryAllocatedBytes": float64(2 << 30), "anonymize.detected_people": 4,
+	}
+	for k, v := range want {
+		if last[k] != v {
+			t.Errorf("W&B event %s = %v, want %v (event %v)", k, last[k], v, last)
+		}
+	}
+}
+
+// TestSetupWithoutNVML: no driver, one info line, no GPU metrics, the rest
+// works.
+func TestSetupWithoutNVML(t *testing.T) {
+	recv, endpoint := otlptest.StartHTTP(t)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+	var logs bytes.Buffer
+	tel, err := Setup(context.Background(), Options{
+		Sinks:  []Sink{SinkOTLP},
+		Getenv: func(k string) string { return map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}[k] },
+		NVML:   noNVMLLib(),
+		Log:    slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tel.GPUMemory() != nil {
+		t.Error("a GPU memory sampler without NVML")
+	}
+	in, _ := telemetry.NewInstruments()
+	in.DetectedPeople.Record(context.Background(), 2)
+	tel.Shutdown(context.Background(), 0)
+	if n := strings.Count(logs.String(), "GPU metrics off"); n != 1 {
+		t.Errorf("%d 'GPU metrics off' lines, want 1:\n%s", n, logs.String())
+	}
+	for _, m := range recv.Metrics() {
+		if strings.HasPrefix(m.GetName(), "hw.") {
+			t.Errorf("GPU metric %s registered without NVML", m.GetName())
+		}
+	}
+	if len(recv.Metrics()) == 0 {
+		t.Error("no metrics at all: the rest must work without NVML")
+	}
+}
+
+// noNVMLLib is an NVML whose library is missing, as on a machine without an
+// NVIDIA driver.
+func noNVMLLib() nvml.Interface {
+	return &mock.Interface{InitFunc: func() nvml.Return { return nvml.ERROR_LIBRARY_NOT_FOUND }}
+}
