@@ -1,0 +1,96 @@
+# syntax=docker/dockerfile:1
+#
+# anonymize on an NVIDIA GPU.
+#
+#   docker build -t anonymize .                      # runtime image (target runtime)
+#   docker run --gpus all -v $PWD/data:/data -v $PWD/models:/models:ro anonymize video /data/in.mp4 /data/out.mp4
+#   docker build --target models --output models .   # export the two ONNX models (needs internet)
+#
+# The runtime is the CUDA 12 + cuDNN 9 image that ONNX Runtime's official
+# GPU build for Linux is made for. Build and runtime stages are the same
+# Ubuntu release, so the OpenCV libraries the binary links are installed by
+# package name from what the build stage linked.
+
+ARG UBUNTU_IMAGE=ubuntu:24.04
+ARG CUDA_RUNTIME_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
+ARG GO_IMAGE=golang:1.26.8-bookworm
+ARG PYTHON_IMAGE=python:3.12.7-slim-bookworm
+# The C API onnxruntime_go v1.27.0 is built for (ONNX Runtime 1.24); a newer
+# release that still serves it also works.
+ARG ORT_VERSION=1.24.1
+# Optional: the sha256 of onnxruntime-linux-x64-gpu-${ORT_VERSION}.tgz, to
+# refuse a tampered download.
+ARG ORT_SHA256=
+
+FROM ${GO_IMAGE} AS go
+
+# --- build: the Go binary, with cgo against Ubuntu's OpenCV 4.6 ---
+FROM ${UBUNTU_IMAGE} AS build
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      ca-certificates gcc g++ libc6-dev pkg-config libopencv-dev git \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=go /usr/local/go /usr/local/go
+ENV PATH=/usr/local/go/bin:$PATH CGO_ENABLED=1 GOFLAGS=-mod=readonly
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+ARG VERSION=docker
+RUN go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/anonymize ./cmd/anonymize
+# The packages holding the shared libraries the binary links (OpenCV and
+# what it pulls in), for the runtime stage to install by name.
+RUN ldd /out/anonymize | awk '$3 ~ /^\// {print $3}' \
+    | xargs -r -n1 dpkg -S 2>/dev/null | cut -d: -f1 | sort -u \
+    | grep -v -E '^(libc6|libgcc-s1|libstdc\+\+6)$' > /out/runtime-packages.txt \
+ && test -s /out/runtime-packages.txt
+
+# --- onnxruntime: the official GPU build (CUDA 12, cuDNN 9) ---
+FROM ${UBUNTU_IMAGE} AS onnxruntime
+ARG ORT_VERSION
+ARG ORT_SHA256
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates curl \
+ && rm -rf /var/lib/apt/lists/*
+RUN curl -fsSL -o /tmp/ort.tgz \
+      "https://github.com/microsoft/onnxruntime/releases/download/v${ORT_VERSION}/onnxruntime-linux-x64-gpu-${ORT_VERSION}.tgz" \
+ && if [ -n "${ORT_SHA256}" ]; then echo "${ORT_SHA256}  /tmp/ort.tgz" | sha256sum -c -; fi \
+ && mkdir -p /opt/onnxruntime \
+ && tar -xzf /tmp/ort.tgz -C /opt/onnxruntime --strip-components=1 \
+ && test -e /opt/onnxruntime/lib/libonnxruntime.so.1 \
+ && test -e /opt/onnxruntime/lib/libonnxruntime_providers_cuda.so \
+ && test -e /opt/onnxruntime/lib/libonnxruntime_providers_shared.so \
+ && rm /tmp/ort.tgz
+
+# --- runtime ---
+FROM ${CUDA_RUNTIME_IMAGE} AS runtime
+COPY --from=build /out/runtime-packages.txt /tmp/runtime-packages.txt
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive xargs -a /tmp/runtime-packages.txt apt-get install -y --no-install-recommends \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ffmpeg ca-certificates \
+ && rm -rf /var/lib/apt/lists/* /tmp/runtime-packages.txt
+# The CUDA and shared provider libraries must sit beside the core library:
+# ONNX Runtime loads them from its own folder.
+COPY --from=onnxruntime /opt/onnxruntime/lib/ /opt/onnxruntime/lib/
+COPY --from=build /out/anonymize /usr/local/bin/anonymize
+RUN groupadd --system --gid 10001 anonymize \
+ && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /home/anonymize anonymize \
+ && mkdir -p /data /models \
+ && chown anonymize:anonymize /data
+ENV ANONYMIZE_ORT_LIB=/opt/onnxruntime/lib/libonnxruntime.so.1 \
+    ANONYMIZE_MODELS=/models \
+    WANDB_DIR=/data
+USER 10001:10001
+WORKDIR /data
+ENTRYPOINT ["anonymize"]
+CMD ["--help"]
+
+# --- models: export DETR and TransPose to ONNX (internet and PyTorch) ---
+FROM ${PYTHON_IMAGE} AS models-export
+WORKDIR /export
+COPY models/export/ ./
+RUN pip install --no-cache-dir -r requirements.txt
+RUN python export_detr.py --out /out && python export_transpose.py --out /out
+
+FROM scratch AS models
+COPY --from=models-export /out/ /

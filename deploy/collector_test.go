@@ -1,0 +1,412 @@
+package deploy_test
+
+// The Collector integration test: build an OpenTelemetry Collector with the
+// official builder and exactly the components config.yaml uses, run it on
+// loopback with that very file, run `anonymize video` exporting OTLP to it,
+// and check what comes out the other side: the span metrics on the
+// Prometheus endpoint, anonymize's own and GPU metrics, and the traces as
+// the Jaeger exporter sends them. The Grafana dashboard is then checked
+// against the metric names this run exposed.
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/anonymize-dev/anonymize/internal/otlptest"
+	"github.com/anonymize-dev/anonymize/internal/synthclip"
+	"github.com/anonymize-dev/anonymize/internal/testutil"
+	"github.com/anonymize-dev/anonymize/models/synthetic"
+	"github.com/anonymize-dev/anonymize/telemetry"
+	"github.com/anonymize-dev/anonymize/telemetry/export"
+	"github.com/anonymize-dev/anonymize/telemetry/gpu/gputest"
+)
+
+// builderVersion is the Collector release the test builds, the same as the
+// contrib image docker-compose.yml runs.
+const builderVersion = "v0.155.0"
+
+var collectorOnce struct {
+	sync.Once
+	path string
+	err  error
+}
+
+// collectorBinary builds the Collector, or reuses a build of the same
+// manifest from the cache folder (the build takes minutes).
+func collectorBinary(t *testing.T) string {
+	t.Helper()
+	c := &collectorOnce
+	c.Do(func() { c.path, c.err = buildCollector(t) })
+	if c.err != nil {
+		t.Fatal(c.err)
+	}
+	return c.path
+}
+
+func buildCollector(t *testing.T) (string, error) {
+	root := testutil.RepoRoot(t)
+	dir := filepath.Join(root, "deploy", "otel-collector")
+	manifest, err := os.ReadFile(filepath.Join(dir, "builder-config.yaml"))
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	h.Write(manifest)
+	goVersion, _ := exec.Command("go", "env", "GOVERSION").Output()
+	h.Write(goVersion)
+	key := hex.EncodeToString(h.Sum(nil))[:16]
+
+	cache := os.Getenv("ANONYMIZE_TEST_CACHE")
+	if cache == "" {
+		uc, err := os.UserCacheDir()
+		if err != nil {
+			return "", err
+		}
+		cache = filepath.Join(uc, "anonymize-tests")
+	}
+	out := filepath.Join(cache, "otelcol-"+builderVersion+"-"+key)
+	bin := filepath.Join(out, "otelcol-anonymize")
+	if _, err := os.Stat(bin); err == nil {
+		t.Logf("reusing the Collector built at %s", bin)
+		return bin, nil
+	}
+
+	// Point the manifest at a fresh output folder and at the stub modules
+	// by absolute path.
+	var cfg map[string]any
+	if err := yaml.Unmarshal(manifest, &cfg); err != nil {
+		return "", fmt.Errorf("builder-config.yaml: %w", err)
+	}
+	work, err := os.MkdirTemp(cache+"-work", "build-")
+	if err != nil {
+		if err := os.MkdirAll(cache+"-work", 0o755); err != nil {
+			return "", err
+		}
+		if work, err = os.MkdirTemp(cache+"-work", "build-"); err != nil {
+			return "", err
+		}
+	}
+	defer os.RemoveAll(work)
+	cfg["dist"].(map[string]any)["output_path"] = filepath.Join(work, "out")
+	var replaces []any
+	for _, r := range cfg["replaces"].([]any) {
+		from, to, _ := strings.Cut(r.(string), " => ")
+		replaces = append(replaces, from+" => "+filepath.Join(dir, strings.TrimSpace(to)))
+	}
+	cfg["replaces"] = replaces
+	data, _ := yaml.Marshal(cfg)
+	cfgPath := filepath.Join(work, "builder-config.yaml")
+	if err := os.WriteFile(cfgPath, data, 0o644); err != nil {
+		return "", err
+	}
+
+	start := time.Now()
+	cmd := exec.Command("go", "run", "go.opentelemetry.io/collector/cmd/builder@"+builderVersion, "--config", cfgPath)
+	cmd.Dir = work
+	// The project's CI runs with -mod=readonly; the builder must resolve
+	// its own module graph.
+	cmd.Env = append(os.Environ(), "GOFLAGS=")
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("build the Collector: %v\n%s", err, tail(log.String(), 40))
+	}
+	t.Logf("built the Collector in %s", time.Since(start).Round(time.Second))
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.Rename(filepath.Join(work, "out", "otelcol-anonymize"), bin); err != nil {
+		return "", err
+	}
+	return bin, nil
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+type collector struct {
+	otlpHTTP, otlpGRPC, prometheus string
+	traces                         string // the file exporter's output
+	jaeger                         *otlptest.Receiver
+}
+
+// startCollector runs the Collector with deploy/otel-collector/config.yaml
+// on loopback; the Jaeger exporter sends to an OTLP receiver the test reads.
+func startCollector(t *testing.T) *collector {
+	t.Helper()
+	bin := collectorBinary(t)
+	jaeger, jaegerURL := otlptest.StartGRPC(t)
+	c := &collector{
+		otlpHTTP: freeAddr(t), otlpGRPC: freeAddr(t), prometheus: freeAddr(t),
+		traces: filepath.Join(t.TempDir(), "traces.jsonl"), jaeger: jaeger,
+	}
+	telemetryAddr := freeAddr(t)
+	host, port, _ := net.SplitHostPort(telemetryAddr)
+	cmd := exec.Command(bin, "--config", filepath.Join(testutil.RepoRoot(t), "deploy", "otel-collector", "config.yaml"))
+	cmd.Env = append(os.Environ(),
+		"OTLP_GRPC_ENDPOINT="+c.otlpGRPC, "OTLP_HTTP_ENDPOINT="+c.otlpHTTP,
+		"PROMETHEUS_ENDPOINT="+c.prometheus, "JAEGER_OTLP_ENDPOINT="+strings.TrimPrefix(jaegerURL, "http://"),
+		"TRACES_FILE="+c.traces, "SPANMETRICS_FLUSH_INTERVAL=1s",
+		"COLLECTOR_TELEMETRY_HOST="+host, "COLLECTOR_TELEMETRY_PORT="+port, "COLLECTOR_LOG_LEVEL=warn",
+	)
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("collector log:\n%s", tail(log.String(), 30))
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + c.prometheus + "/metrics")
+		if err == nil {
+			resp.Body.Close()
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the Collector did not come up: %v\n%s", err, tail(log.String(), 30))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// scrape reads the Prometheus endpoint in the text format.
+func (c *collector) scrape(t *testing.T) map[string]*dto.MetricFamily {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+c.prometheus+"/metrics", nil)
+	req.Header.Set("Accept", "text/plain;version=0.0.4")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := p.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("parse the Prometheus endpoint: %v", err)
+	}
+	return fams
+}
+
+// sampleValue returns the value of the series of family whose labels
+// include want, summed over matching series (counter or histogram count).
+func sampleValue(fam *dto.MetricFamily, want map[string]string) float64 {
+	var sum float64
+	for _, m := range fam.GetMetric() {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		match := true
+		for k, v := range want {
+			if labels[k] != v {
+				match = false
+			}
+		}
+		if !match {
+			continue
+		}
+		switch {
+		case m.Counter != nil:
+			sum += m.GetCounter().GetValue()
+		case m.Histogram != nil:
+			sum += float64(m.GetHistogram().GetSampleCount())
+		case m.Gauge != nil:
+			sum += m.GetGauge().GetValue()
+		}
+	}
+	return sum
+}
+
+func anonymizeBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "anonymize")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/anonymize")
+	cmd.Dir = testutil.RepoRoot(t)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build anonymize: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestCollectorIntegration is the end-to-end check of the observability
+// stack's data path with a real Collector.
+func TestCollectorIntegration(t *testing.T) {
+	ffmpeg := testutil.Tool(t, "ffmpeg")
+	ortLib := testutil.ORTLib(t)
+	col := startCollector(t)
+
+	// A clip with people, including one drawn without a nose (mask
+	// fallbacks), and the synthetic models.
+	dir := t.TempDir()
+	scene := synthclip.DefaultScene(640, 360, 24)
+	clip := filepath.Join(dir, "clip.mp4")
+	if err := scene.Write(context.Background(), clip, ffmpeg); err != nil {
+		t.Fatal(err)
+	}
+	det, pose, err := synthetic.WriteModels(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(anonymizeBinary(t), "video", "-q", "--device", "cpu", "--detector-model", det, "--pose-model", pose,
+		clip, filepath.Join(dir, "out.mp4"))
+	cmd.Env = append(os.Environ(), "ANONYMIZE_ORT_LIB="+ortLib,
+		"OTEL_EXPORTER_OTLP_ENDPOINT=http://"+col.otlpHTTP, "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("anonymize: %v\n%s", err, out)
+	} else if strings.Contains(string(out), "telemetry incomplete") {
+		t.Fatalf("anonymize could not deliver its telemetry to the Collector:\n%s", out)
+	}
+
+	// CI has no GPU: the GPU gauges are produced by the same code anonymize
+	// uses, on go-nvml's mock, and sent to the same Collector.
+	exportFakeGPUMetrics(t, "http://"+col.otlpHTTP)
+
+	// The span metrics connector flushes every second; wait for every frame.
+	frames := float64(scene.Frames)
+	var fams map[string]*dto.MetricFamily
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		fams = col.scrape(t)
+		calls := fams["traces_span_metrics_calls_total"]
+		if calls != nil && sampleValue(calls, map[string]string{"span_name": "encode"}) == frames {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("span metrics did not reach %v frames; have %v", frames, names(fams))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	t.Run("span metrics count every frame", func(t *testing.T) {
+		for _, span := range []string{"process_single_frame", "person_detection", "pose_estimation", "decode", "mask", "encode"} {
+			for _, fam := range []string{"traces_span_metrics_calls_total", "traces_span_metrics_duration_seconds"} {
+				f := fams[fam]
+				if f == nil {
+					t.Fatalf("%s missing; exposed: %v", fam, names(fams))
+				}
+				if got := sampleValue(f, map[string]string{"span_name": span, "service_name": "anonymize"}); got != frames {
+					t.Errorf("%s{span_name=%q} = %v, want %v (frames processed)", fam, span, got, frames)
+				}
+			}
+		}
+	})
+
+	t.Run("anonymize metrics", func(t *testing.T) {
+		for _, name := range []string{"anonymize_detected_people", "anonymize_people_per_frame", "anonymize_frames_total",
+			"anonymize_stage_duration_seconds", "anonymize_masks_total", "anonymize_mask_fallbacks_total"} {
+			if fams[name] == nil {
+				t.Errorf("%s not exposed; exposed: %v", name, names(fams))
+			}
+		}
+		if f := fams["anonymize_frames_total"]; f != nil {
+			if got := sampleValue(f, map[string]string{"outcome": "ok"}); got != frames {
+				t.Errorf("anonymize_frames_total{outcome=ok} = %v, want %v", got, frames)
+			}
+		}
+		for _, name := range []string{"hw_gpu_utilization_ratio", "hw_gpu_memory_usage_bytes", "hw_gpu_memory_limit_bytes",
+			"anonymize_process_gpu_memory_usage_bytes"} {
+			if fams[name] == nil {
+				t.Errorf("GPU metric %s not exposed; exposed: %v", name, names(fams))
+			}
+		}
+	})
+
+	t.Run("traces nest as designed", func(t *testing.T) {
+		checkNesting(t, col.jaeger, scene.Frames)
+		data, err := os.ReadFile(col.traces)
+		if err != nil || !bytes.Contains(data, []byte(`"process_single_frame"`)) {
+			t.Errorf("the file exporter wrote no frame spans to %s: %v", col.traces, err)
+		}
+	})
+
+	t.Run("dashboard uses only exposed metrics", func(t *testing.T) {
+		exposed := map[string]bool{}
+		for name, f := range fams {
+			exposed[name] = true
+			if f.GetType() == dto.MetricType_HISTOGRAM {
+				for _, s := range []string{"_bucket", "_sum", "_count"} {
+					exposed[name+s] = true
+				}
+			}
+		}
+		for _, e := range dashboardExprs(t) {
+			for _, m := range exprMetrics(t, e) {
+				if !exposed[m] {
+					t.Errorf("panel %q uses %s, which the Collector did not expose (expr %s)", e.panel, m, e.expr)
+				}
+			}
+		}
+		t.Logf("metric names the Collector exposed: %v", names(fams))
+	})
+}
+
+// exportFakeGPUMetrics sends the GPU gauges of two fake H100s over OTLP.
+func exportFakeGPUMetrics(t *testing.T, endpoint string) {
+	t.Helper()
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+	tel, err := export.Setup(context.Background(), export.Options{
+		Sinks: []export.Sink{export.SinkOTLP}, NVML: gputest.H100s(2),
+		Getenv: os.Getenv, Log: slog.New(slog.DiscardHandler), ServiceVersion: "test",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The people gauge too, so the GPU-memory-against-people panel has both.
+	in, err := telemetry.NewInstruments()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.DetectedPeople.Record(context.Background(), 3)
+	tel.Shutdown(context.Background(), 0)
+}
+
+func names(fams map[string]*dto.MetricFamily) []string {
+	var out []string
+	for n := range fams {
+		out = append(out, n)
+	}
+	sortStrings(out)
+	return out
+}
