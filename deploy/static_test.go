@@ -5,6 +5,7 @@ package deploy_test
 // TestCollectorIntegration.
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,6 +14,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	dockerparser "github.com/moby/buildkit/frontend/dockerfile/parser"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/anonymize-dev/anonymize/internal/testutil"
@@ -65,60 +69,68 @@ func TestPinnedRecognisesVersions(t *testing.T) {
 	}
 }
 
-var dockerArg = regexp.MustCompile(`^ARG\s+([A-Za-z_][A-Za-z0-9_]*)(?:=(.*))?$`)
-
+// TestDockerfile parses the Dockerfile with BuildKit's own parser.
 func TestDockerfile(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join(testutil.RepoRoot(t), "Dockerfile"))
+	f, err := os.Open(filepath.Join(testutil.RepoRoot(t), "Dockerfile"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer f.Close()
+	res, err := dockerparser.Parse(f)
+	if err != nil {
+		t.Fatalf("Dockerfile does not parse: %v", err)
+	}
+	stages, metaArgs, err := instructions.Parse(res.AST, nil)
+	if err != nil {
+		t.Fatalf("Dockerfile instructions: %v", err)
+	}
 	args := map[string]string{}
-	stages := map[string]bool{}
-	var entrypoint, user string
-	var froms []string
-	for _, line := range strings.Split(string(data), "\n") {
-		line = strings.TrimSpace(line)
-		if g := dockerArg.FindStringSubmatch(line); g != nil && len(stages) == 0 {
-			args[g[1]] = g[2]
-		}
-		fields := strings.Fields(line)
-		if len(fields) == 0 {
-			continue
-		}
-		switch strings.ToUpper(fields[0]) {
-		case "FROM":
-			image := os.Expand(fields[1], func(k string) string { return args[k] })
-			froms = append(froms, image)
-			if len(fields) >= 4 && strings.EqualFold(fields[2], "AS") {
-				stages[fields[3]] = true
-			}
-		case "ENTRYPOINT":
-			entrypoint = strings.TrimSpace(strings.TrimPrefix(line, fields[0]))
-		case "USER":
-			user = fields[1]
-		case "COPY":
-			for _, f := range fields {
-				if from, ok := strings.CutPrefix(f, "--from="); ok && !stages[from] && !strings.Contains(from, ":") {
-					t.Errorf("COPY --from=%s names no earlier stage", from)
-				}
+	for _, a := range metaArgs {
+		for _, kv := range a.Args {
+			if kv.Value != nil {
+				args[kv.Key] = *kv.Value
 			}
 		}
 	}
-	for _, image := range froms {
-		if image == "scratch" || stages[image] {
-			continue
+	named := map[string]bool{}
+	for _, st := range stages {
+		image := os.Expand(st.BaseName, func(k string) string { return args[k] })
+		if image != "scratch" && !named[image] && !pinned(image) {
+			t.Errorf("stage %q: base image %q is not pinned to a version", st.Name, image)
 		}
-		if !pinned(image) {
-			t.Errorf("base image %q is not pinned to a version", image)
+		for _, c := range st.Commands {
+			if cp, ok := c.(*instructions.CopyCommand); ok && cp.From != "" && !named[cp.From] {
+				t.Errorf("stage %q copies from %q, which is no earlier stage", st.Name, cp.From)
+			}
+		}
+		named[st.Name] = true
+	}
+	for _, want := range []string{"build", "onnxruntime", "runtime", "models"} {
+		if !named[want] {
+			t.Errorf("no stage %q", want)
 		}
 	}
-	for _, s := range []string{"build", "onnxruntime", "runtime", "models"} {
-		if !stages[s] {
-			t.Errorf("no stage %q", s)
+	var runtime instructions.Stage
+	for _, st := range stages {
+		if st.Name == "runtime" {
+			runtime = st
 		}
 	}
-	if entrypoint != `["anonymize"]` {
-		t.Errorf("ENTRYPOINT %s, want [\"anonymize\"]", entrypoint)
+	var entrypoint []string
+	user := ""
+	for _, c := range runtime.Commands {
+		switch c := c.(type) {
+		case *instructions.EntrypointCommand:
+			entrypoint = c.CmdLine
+			if c.PrependShell {
+				t.Error("ENTRYPOINT in shell form: signals would not reach anonymize")
+			}
+		case *instructions.UserCommand:
+			user = c.User
+		}
+	}
+	if !slices.Equal(entrypoint, []string{"anonymize"}) {
+		t.Errorf("runtime ENTRYPOINT %v, want [anonymize]", entrypoint)
 	}
 	if user == "" || user == "root" || strings.HasPrefix(user, "0") {
 		t.Errorf("runtime user %q is root", user)
@@ -128,81 +140,84 @@ func TestDockerfile(t *testing.T) {
 	}
 }
 
+// TestCompose loads docker-compose.yml with the Compose specification's
+// own loader (schema validation, interpolation, profiles).
 func TestCompose(t *testing.T) {
 	root := testutil.RepoRoot(t)
-	compose := readYAML(t, "docker-compose.yml")
-	services := m(compose["services"])
+	opts, err := cli.NewProjectOptions([]string{filepath.Join(root, "docker-compose.yml")},
+		cli.WithWorkingDirectory(root), cli.WithProfiles([]string{"job"}), cli.WithEnv([]string{}),
+		cli.WithResolvedPaths(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	project, err := cli.ProjectFromOptions(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("docker-compose.yml does not load: %v", err)
+	}
 	var names []string
-	for n := range services {
+	for n := range project.Services {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	if want := []string{"anonymize", "grafana", "jaeger", "otel-collector", "prometheus"}; !slices.Equal(names, want) {
 		t.Fatalf("services %v, want %v", names, want)
 	}
-	for name, sv := range services {
-		s := m(sv)
-		image, _ := s["image"].(string)
-		if s["build"] == nil && !pinned(image) {
-			t.Errorf("service %s: image %q is not pinned to a version", name, image)
+	mounts := map[string][]string{}
+	for name, s := range project.Services {
+		if s.Build == nil && !pinned(s.Image) {
+			t.Errorf("service %s: image %q is not pinned to a version", name, s.Image)
 		}
-		for _, v := range list(s["volumes"]) {
-			spec, _ := v.(string)
-			src, _, _ := strings.Cut(spec, ":")
-			if !strings.HasPrefix(src, "./") {
+		for _, v := range s.Volumes {
+			if v.Type != "bind" {
 				continue
 			}
+			mounts[name] = append(mounts[name], v.Target)
 			// ./data is the user's video folder; Docker creates it.
-			if src == "./data" {
+			if v.Source == filepath.Join(root, "data") {
 				continue
 			}
-			if _, err := os.Stat(filepath.Join(root, src)); err != nil {
-				t.Errorf("service %s mounts %s, which does not exist", name, src)
+			if _, err := os.Stat(v.Source); err != nil {
+				t.Errorf("service %s mounts %s, which does not exist", name, v.Source)
 			}
 		}
-		if name != "anonymize" && name != "otel-collector" && s["healthcheck"] == nil {
+		if name != "anonymize" && name != "otel-collector" && s.HealthCheck == nil {
 			t.Errorf("service %s has no health check", name)
 		}
 	}
 
-	job := m(services["anonymize"])
-	if !slices.Contains(list(job["profiles"]), any("job")) {
+	job := project.Services["anonymize"]
+	if !slices.Contains(job.Profiles, "job") {
 		t.Error("anonymize must sit in a profile, so `docker compose up` starts only the stack")
 	}
-	if target := m(job["build"])["target"]; target != "runtime" {
-		t.Errorf("anonymize builds target %v, want runtime", target)
+	if job.Build == nil || job.Build.Target != "runtime" {
+		t.Errorf("anonymize must build the Dockerfile's runtime target")
 	}
-	devices := list(m(m(m(job["deploy"])["resources"])["reservations"])["devices"])
-	if len(devices) == 0 || !slices.Contains(list(m(devices[0])["capabilities"]), any("gpu")) {
+	gpu := false
+	if job.Deploy != nil && job.Deploy.Resources.Reservations != nil {
+		for _, d := range job.Deploy.Resources.Reservations.Devices {
+			gpu = gpu || slices.Contains(d.Capabilities, "gpu")
+		}
+	}
+	if !gpu {
 		t.Error("anonymize reserves no GPU")
 	}
-	env := m(job["environment"])
-	if ep, _ := env["OTEL_EXPORTER_OTLP_ENDPOINT"].(string); !strings.Contains(ep, "otel-collector:4317") {
-		t.Errorf("anonymize exports to %q, not the collector", ep)
+	if ep := job.Environment["OTEL_EXPORTER_OTLP_ENDPOINT"]; ep == nil || !strings.Contains(*ep, "otel-collector:4317") {
+		t.Errorf("anonymize does not export to the collector")
 	}
 
 	// Each service reads its configuration where it is mounted.
-	mountTargets := func(service string) []string {
-		var out []string
-		for _, v := range list(m(services[service])["volumes"]) {
-			parts := strings.Split(v.(string), ":")
-			out = append(out, parts[1])
-		}
-		return out
+	col := project.Services["otel-collector"]
+	if !strings.Contains(strings.Join(col.Command, " "), "/etc/otelcol/config.yaml") ||
+		!slices.Contains(mounts["otel-collector"], "/etc/otelcol/config.yaml") {
+		t.Errorf("collector command %v does not read the mounted config", col.Command)
 	}
-	col := m(services["otel-collector"])
-	if cmd := strings.Join(toStrings(list(col["command"])), " "); !strings.Contains(cmd, "/etc/otelcol/config.yaml") ||
-		!slices.Contains(mountTargets("otel-collector"), "/etc/otelcol/config.yaml") {
-		t.Errorf("collector command %q does not read the mounted config", cmd)
-	}
-	prom := m(services["prometheus"])
-	cmd := strings.Join(toStrings(list(prom["command"])), " ")
-	if !strings.Contains(cmd, "--config.file=/etc/prometheus/prometheus.yml") || !strings.Contains(cmd, "exemplar-storage") {
-		t.Errorf("prometheus command %q: wrong config or no exemplar storage", cmd)
+	prom := strings.Join(project.Services["prometheus"].Command, " ")
+	if !strings.Contains(prom, "--config.file=/etc/prometheus/prometheus.yml") || !strings.Contains(prom, "exemplar-storage") {
+		t.Errorf("prometheus command %q: wrong config or no exemplar storage", prom)
 	}
 	dash := readYAML(t, "deploy/grafana/provisioning/dashboards/dashboards.yaml")
 	path, _ := m(m(list(dash["providers"])[0])["options"])["path"].(string)
-	if !slices.Contains(mountTargets("grafana"), path) {
+	if !slices.Contains(mounts["grafana"], path) {
 		t.Errorf("dashboards are provisioned from %v, which nothing is mounted at", path)
 	}
 }
