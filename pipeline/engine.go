@@ -42,8 +42,6 @@ type Engine struct {
 	Models   []ModelRef
 	detSess  *inference.Session
 	poseSess *inference.Session
-	detector *detect.Detector
-	poser    *pose.Estimator
 }
 
 // ResolveModels returns the detector and pose model paths the config
@@ -89,11 +87,17 @@ func NewEngine(cfg Config, env Env) (_ *Engine, err error) {
 	if e.poseSess, err = e.open(models.RolePose, posePath, models.TransPose); err != nil {
 		return nil, err
 	}
-	if e.detector, err = detect.New(e.detSess, cfg.detectConfig()); err != nil {
+	// Fail now, not at the first video, if the settings do not suit the
+	// models.
+	if d, err := detect.New(e.detSess, cfg.detectConfig()); err != nil {
 		return nil, err
+	} else {
+		d.Close()
 	}
-	if e.poser, err = pose.New(e.poseSess, cfg.poseConfig()); err != nil {
+	if p, err := pose.New(e.poseSess, cfg.poseConfig()); err != nil {
 		return nil, err
+	} else {
+		p.Close()
 	}
 	for _, m := range e.Models {
 		if m.Synthetic {
@@ -156,13 +160,5 @@ func (e *Engine) RunConfig() map[string]any {
 
 // Close releases the sessions.
 func (e *Engine) Close() error {
-	var errs []error
-	if e.detector != nil {
-		errs = append(errs, e.detector.Close())
-	}
-	if e.poser != nil {
-		errs = append(errs, e.poser.Close())
-	}
-	errs = append(errs, e.detSess.Close(), e.poseSess.Close())
-	return errors.Join(errs...)
+	return errors.Join(e.detSess.Close(), e.poseSess.Close())
 }

@@ -77,6 +77,7 @@ type FrameResult struct {
 type Stats struct {
 	Frames           int
 	People           int // person detections over all frames
+	MinPeople        int
 	MaxPeople        int
 	FramesWithPeople int
 	Masks            mask.Counts
@@ -256,6 +257,9 @@ func RunStages(ctx context.Context, cfg StageConfig, src FrameSource, det Detect
 			f.span.End()
 
 			stats.Frames++
+			if stats.Frames == 1 || len(people) < stats.MinPeople {
+				stats.MinPeople = len(people)
+			}
 			stats.People += len(people)
 			stats.MaxPeople = max(stats.MaxPeople, len(people))
 			if len(people) > 0 {

@@ -8,6 +8,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/anonymize-dev/anonymize/detect"
+	"github.com/anonymize-dev/anonymize/pose"
 	"github.com/anonymize-dev/anonymize/telemetry"
 
 	"github.com/anonymize-dev/anonymize/video"
@@ -18,6 +20,9 @@ type Job struct {
 	Input     string
 	Output    string
 	Overwrite bool
+	// TempDir, when set, holds the partial output until the final rename
+	// (on the output's file system); by default it sits beside the output.
+	TempDir string
 }
 
 // Hooks let the caller follow a video's progress.
@@ -37,7 +42,8 @@ type Result struct {
 	Stats   Stats
 }
 
-// ProcessVideo anonymizes one video. The output appears only when
+// ProcessVideo anonymizes one video; several may run at once on one
+// Engine. The output appears only when
 // everything succeeded: it is written to a temporary file beside it and
 // renamed at the end; on any error or cancellation nothing is left behind.
 func (e *Engine) ProcessVideo(ctx context.Context, job Job, hooks Hooks) (res Result, err error) {
@@ -74,6 +80,7 @@ func (e *Engine) ProcessVideo(ctx context.Context, job Job, hooks Hooks) (res Re
 	}
 	opts := video.EncoderOptions{
 		Output:      job.Output,
+		TempDir:     job.TempDir,
 		Width:       info.Width,
 		Height:      info.Height,
 		FPS:         info.FPS,
@@ -104,7 +111,21 @@ func (e *Engine) ProcessVideo(ctx context.Context, job Job, hooks Hooks) (res Re
 		Mask:      e.cfg.maskConfig(),
 		GPUMemory: e.env.GPUMemory,
 	}
-	res.Stats, err = RunStages(ctx, stages, reader, e.detector, e.poser, enc, hooks.Frame)
+	// Buffers per video, sessions shared: videos may run concurrently on
+	// one Engine (anonymize batch --jobs).
+	det, err := detect.New(e.detSess, e.cfg.detectConfig())
+	if err != nil {
+		enc.Abort()
+		return res, err
+	}
+	defer det.Close()
+	poser, err := pose.New(e.poseSess, e.cfg.poseConfig())
+	if err != nil {
+		enc.Abort()
+		return res, err
+	}
+	defer poser.Close()
+	res.Stats, err = RunStages(ctx, stages, reader, det, poser, enc, hooks.Frame)
 	if err != nil {
 		if aerr := enc.Abort(); aerr != nil {
 			e.log.Warn("could not clean up the partial output", "error", aerr)

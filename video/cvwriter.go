@@ -23,7 +23,7 @@ type cvEncoder struct {
 }
 
 func newCVEncoder(opts EncoderOptions) (*cvEncoder, error) {
-	tmp, err := createTemp(opts.Output)
+	tmp, err := createTemp(opts.Output, opts.TempDir)
 	if err != nil {
 		return nil, err
 	}

@@ -59,6 +59,9 @@ type EncoderOptions struct {
 	// Output is the final path. The container follows its extension
 	// (.mp4, .m4v, .mov, .mkv or .avi).
 	Output string
+	// TempDir, when set, holds the partial file until the final rename,
+	// instead of Output's folder; it must be on the same file system.
+	TempDir string
 	// Width and Height are the frame size. H.264 in 4:2:0 needs even
 	// sizes, so odd ones gain one black row or column.
 	Width, Height int

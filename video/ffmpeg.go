@@ -64,7 +64,7 @@ func newFFmpegEncoder(ctx context.Context, opts EncoderOptions, ffmpeg string) (
 		}
 	}
 
-	tmp, err := createTemp(opts.Output)
+	tmp, err := createTemp(opts.Output, opts.TempDir)
 	if err != nil {
 		return nil, err
 	}

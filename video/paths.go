@@ -133,11 +133,16 @@ func checkWritableDir(dir string) error {
 
 // createTemp creates the empty, hidden file an encoder writes to before the
 // final rename. It lives beside output (rename is only atomic within one
-// file system) and keeps output's extension so that ffmpeg and OpenCV pick
-// the right container from the name. The file is created with mode 0666 so
-// the umask, not this package, decides the final permissions.
-func createTemp(output string) (string, error) {
+// file system), or in tempDir when given (which must be on output's file
+// system: batch runs keep partial files out of the output tree that way),
+// and keeps output's extension so that ffmpeg and OpenCV pick the right
+// container from the name. The file is created with mode 0666 so the
+// umask, not this package, decides the final permissions.
+func createTemp(output, tempDir string) (string, error) {
 	dir, base := filepath.Split(output)
+	if tempDir != "" {
+		dir = tempDir
+	}
 	ext := filepath.Ext(base)
 	var buf [8]byte
 	for range 100 {

@@ -109,7 +109,7 @@ func TestCheckPathsUnwritableFolder(t *testing.T) {
 func TestCreateTempAndCommit(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "clip.final.mp4")
-	tmp, err := createTemp(out)
+	tmp, err := createTemp(out, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestCreateTempAndCommit(t *testing.T) {
 	if matched, _ := filepath.Match(tempGlob(out), tmp); !matched {
 		t.Errorf("tempGlob(%s) does not match %s", out, tmp)
 	}
-	tmp2, err := createTemp(out)
+	tmp2, err := createTemp(out, "")
 	if err != nil || tmp2 == tmp {
 		t.Fatalf("second temporary file %s, %v: want a distinct name", tmp2, err)
 	}
@@ -156,5 +156,26 @@ func TestTailBuffer(t *testing.T) {
 	big.Write([]byte("0123456789abcdef"))
 	if got := big.lastLines(5); len(got) != 1 || got[0] != "89abcdef" {
 		t.Errorf("oversized write kept %q", got)
+	}
+}
+
+func TestCreateTempInTempDir(t *testing.T) {
+	dir, staging := t.TempDir(), t.TempDir()
+	out := filepath.Join(dir, "clip.mkv")
+	tmp, err := createTemp(out, staging)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Dir(tmp) != staging || filepath.Ext(tmp) != ".mkv" {
+		t.Errorf("temporary file %s: want it in %s with the output's extension", tmp, staging)
+	}
+	if err := commit(tmp, out); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(staging); len(entries) != 0 {
+		t.Errorf("staging folder not empty after commit: %v", entries)
+	}
+	if _, err := os.Stat(out); err != nil {
+		t.Errorf("output not in place: %v", err)
 	}
 }
