@@ -6,6 +6,7 @@ package deploy_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -347,5 +348,61 @@ func TestPrometheusAndGrafanaConfig(t *testing.T) {
 	}
 	if !linked {
 		t.Error("no latency panel from the span metrics")
+	}
+}
+
+// TestKubernetesJob checks the Indexed Job: shards line up with
+// completions, one GPU per pod, the dataset mounted, OTLP to a collector.
+func TestKubernetesJob(t *testing.T) {
+	job := readYAML(t, "deploy/k8s/anonymize-batch-job.yaml")
+	if job["kind"] != "Job" || job["apiVersion"] != "batch/v1" {
+		t.Fatalf("not a batch/v1 Job: %v %v", job["apiVersion"], job["kind"])
+	}
+	spec := m(job["spec"])
+	if spec["completionMode"] != "Indexed" {
+		t.Errorf("completionMode %v, want Indexed (pods get JOB_COMPLETION_INDEX)", spec["completionMode"])
+	}
+	pod := m(m(spec["template"])["spec"])
+	containers := list(pod["containers"])
+	if len(containers) != 1 {
+		t.Fatalf("%d containers, want 1", len(containers))
+	}
+	c := m(containers[0])
+	env := map[string]string{}
+	for _, e := range list(c["env"]) {
+		env[m(e)["name"].(string)], _ = m(e)["value"].(string)
+	}
+	completions := fmt.Sprint(spec["completions"])
+	if env["ANONYMIZE_SHARD_COUNT"] != completions || fmt.Sprint(spec["parallelism"]) != completions {
+		t.Errorf("ANONYMIZE_SHARD_COUNT %q, completions %s, parallelism %v: must be equal", env["ANONYMIZE_SHARD_COUNT"], completions, spec["parallelism"])
+	}
+	if !strings.Contains(env["OTEL_EXPORTER_OTLP_ENDPOINT"], "otel-collector") {
+		t.Errorf("OTLP endpoint %q is not a collector service", env["OTEL_EXPORTER_OTLP_ENDPOINT"])
+	}
+	if gpu := m(m(c["resources"])["limits"])["nvidia.com/gpu"]; fmt.Sprint(gpu) != "1" {
+		t.Errorf("GPU limit %v, want 1 per pod", gpu)
+	}
+	args := toStrings(list(c["args"]))
+	if len(args) < 3 || args[0] != "batch" {
+		t.Fatalf("args %v, want batch ... IN OUT", args)
+	}
+	mounted := map[string]bool{}
+	for _, vm := range list(c["volumeMounts"]) {
+		mounted[m(vm)["mountPath"].(string)] = true
+	}
+	for _, dir := range args[len(args)-2:] {
+		ok := false
+		for mp := range mounted {
+			ok = ok || strings.HasPrefix(dir, mp+"/")
+		}
+		if !ok {
+			t.Errorf("%s is on no mounted volume", dir)
+		}
+	}
+	if !pinned(c["image"].(string)) {
+		t.Errorf("image %v is not pinned", c["image"])
+	}
+	if sc := m(pod["securityContext"]); sc["runAsNonRoot"] != true {
+		t.Error("pods must run as non-root, as the image does")
 	}
 }

@@ -64,15 +64,15 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--device: %w", err)
 	}
 	switch {
-	case c.Threshold <= 0 || c.Threshold > 1:
+	case !(c.Threshold > 0 && c.Threshold <= 1): // also rejects NaN
 		return fmt.Errorf("--threshold %g: must be above 0 and at most 1", c.Threshold)
 	case c.DetectSize < 32 || c.DetectSize > 4096:
 		return fmt.Errorf("--detect-size %d: must be between 32 and 4096 pixels", c.DetectSize)
 	case c.PoseBatch < 1 || c.PoseBatch > 1024:
 		return fmt.Errorf("--pose-batch %d: must be between 1 and 1024", c.PoseBatch)
-	case c.KptThreshold < 0 || c.KptThreshold > 1:
+	case !(c.KptThreshold >= 0 && c.KptThreshold <= 1):
 		return fmt.Errorf("--kpt-threshold %g: must be between 0 and 1", c.KptThreshold)
-	case c.MaskScale <= 0 || c.MaskScale > 10:
+	case !(c.MaskScale > 0 && c.MaskScale <= 10):
 		return fmt.Errorf("--mask-scale %g: must be above 0 and at most 10", c.MaskScale)
 	case c.CRF < 1 || c.CRF > 51:
 		return fmt.Errorf("--crf %d: must be between 1 (best quality) and 51", c.CRF)

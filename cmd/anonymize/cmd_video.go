@@ -66,23 +66,16 @@ func runVideo(ctx context.Context, opts *VideoOptions) (err error) {
 	if err := video.CheckPaths(opts.Input, opts.Output, opts.Overwrite); err != nil {
 		return err
 	}
-	tel, err := startTelemetry(ctx, opts.IO, log, opts.Env.Getenv, &opts.Telemetry, "video")
+	// Telemetry is flushed last, bounded, after the output is in place or
+	// removed.
+	proc, err := startProcessing(ctx, opts.IO, &opts.Env, opts.Config, &opts.Telemetry, "video")
+	defer func() { proc.close(ctx, err) }()
 	if err != nil {
 		return err
 	}
-	// Flushed last, bounded, after the output is in place or removed.
-	defer func() { tel.Shutdown(ctx, exitCodeOf(ctx, err)) }()
-	opts.Env.GPUMemory = tel.GPUMemory()
-
-	engine, err := pipeline.NewEngine(opts.Config, opts.Env)
-	if err != nil {
-		return err
-	}
-	defer engine.Close()
-	tel.SetRunConfig(engine.RunConfig())
 
 	bar := newProgress(opts.IO, opts.Quiet, lines)
-	res, err := engine.ProcessVideo(ctx, pipeline.Job{Input: opts.Input, Output: opts.Output, Overwrite: opts.Overwrite},
+	res, err := proc.engine.ProcessVideo(ctx, pipeline.Job{Input: opts.Input, Output: opts.Output, Overwrite: opts.Overwrite},
 		pipeline.Hooks{
 			Started: func(info video.Info, frames int) { bar.start(filepath.Base(opts.Output), frames) },
 			Frame:   func(pipeline.FrameResult) { bar.frame() },
@@ -92,7 +85,7 @@ func runVideo(ctx context.Context, opts *VideoOptions) (err error) {
 		return err
 	}
 	if !opts.Quiet {
-		fmt.Fprintln(opts.IO.ErrOut, summaryLine(res, engine.Providers()))
+		fmt.Fprintln(opts.IO.ErrOut, summaryLine(res, proc.engine.Providers()))
 	}
 	return nil
 }

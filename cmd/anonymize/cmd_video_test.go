@@ -60,6 +60,8 @@ func TestNewCmdVideoFlags(t *testing.T) {
 		{name: "negative frames", args: []string{"--frames", "-1", "a", "b"}, wantErr: "--frames -1"},
 		{name: "tiny detect size", args: []string{"--detect-size", "8", "a", "b"}, wantErr: "--detect-size 8"},
 		{name: "negative mask scale", args: []string{"--mask-scale", "-1", "a", "b"}, wantErr: "--mask-scale"},
+		{name: "NaN threshold", args: []string{"--threshold", "NaN", "a", "b"}, wantErr: "--threshold NaN"},
+		{name: "NaN keypoint threshold", args: []string{"--kpt-threshold", "nan", "a", "b"}, wantErr: "--kpt-threshold NaN"},
 		{name: "unknown flag", args: []string{"--fast", "a", "b"}, wantErr: "unknown flag: --fast"},
 	}
 	for _, tt := range tests {
@@ -131,5 +133,56 @@ func TestVersion(t *testing.T) {
 	}
 	if !strings.HasPrefix(out.String(), "anonymize ") || !strings.Contains(out.String(), "OpenCV 4.") {
 		t.Errorf("version output %q", out)
+	}
+}
+
+func TestNewCmdBatchFlags(t *testing.T) {
+	tests := []struct {
+		name      string
+		args      []string
+		env       map[string]string
+		wantShard [2]int
+		wantJobs  int
+		wantErr   string
+	}{
+		{name: "defaults", args: []string{"in", "out"}, wantShard: [2]int{0, 1}, wantJobs: defaultJobs},
+		{name: "shard flags", args: []string{"--shard-index", "2", "--shard-count", "5", "--jobs", "3", "in", "out"}, wantShard: [2]int{2, 5}, wantJobs: 3},
+		{name: "indexed job environment", args: []string{"in", "out"},
+			env: map[string]string{"JOB_COMPLETION_INDEX": "3", "ANONYMIZE_SHARD_COUNT": "4"}, wantShard: [2]int{3, 4}, wantJobs: defaultJobs},
+		{name: "flags win over the environment", args: []string{"--shard-index", "0", "in", "out"},
+			env: map[string]string{"JOB_COMPLETION_INDEX": "3", "ANONYMIZE_SHARD_COUNT": "4"}, wantShard: [2]int{0, 4}, wantJobs: defaultJobs},
+		{name: "index out of range", args: []string{"--shard-index", "4", "--shard-count", "4", "in", "out"}, wantErr: "--shard-index/--shard-count"},
+		{name: "no jobs", args: []string{"--jobs", "0", "in", "out"}, wantErr: "--jobs 0"},
+		{name: "bad pipeline flag", args: []string{"--crf", "99", "in", "out"}, wantErr: "--crf 99"},
+		{name: "bad telemetry", args: []string{"--telemetry", "kafka", "in", "out"}, wantErr: "kafka"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, _, _ := testFactory(t, tt.env)
+			var got *BatchOptions
+			cmd := NewCmdBatch(f, func(_ context.Context, o *BatchOptions) error {
+				got = o
+				return nil
+			})
+			cmd.SetArgs(tt.args)
+			cmd.SetOut(&bytes.Buffer{})
+			cmd.SetErr(&bytes.Buffer{})
+			err := cmd.Execute()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want it to contain %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.ShardIndex != tt.wantShard[0] || got.ShardCount != tt.wantShard[1] || got.Jobs != tt.wantJobs {
+				t.Errorf("shard %d/%d jobs %d, want %v jobs %d", got.ShardIndex, got.ShardCount, got.Jobs, tt.wantShard, tt.wantJobs)
+			}
+			if got.Settings["threshold"] != "0.7" || got.InDir != "in" || got.OutDir != "out" {
+				t.Errorf("options %+v", got)
+			}
+		})
 	}
 }

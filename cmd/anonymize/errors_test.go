@@ -5,6 +5,7 @@ package main
 // trace or stray tool output, and nothing left in the output folder.
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -171,48 +172,74 @@ func TestBadInputs(t *testing.T) {
 	}
 }
 
-// TestUnwritableOutputFolder runs as an unprivileged user when the tests
-// run as root, for whom no folder is unwritable.
-func TestUnwritableOutputFolder(t *testing.T) {
-	detector, pose, clip, _ := e2eFixtures(t)
-	dir := t.TempDir()
-	outDir := filepath.Join(dir, "readonly")
-	os.Mkdir(outDir, 0o555)
-	// Everything the unprivileged user must read.
-	in := filepath.Join(dir, "in.mp4")
-	copyFile(t, clip, in)
-	bin := filepath.Join(dir, "anonymize")
-	copyFile(t, anonymizeBin(t), bin)
-	lib := filepath.Join(dir, "libonnxruntime.so.1")
-	copyFile(t, testutil.ORTLib(t), lib)
-	det, po := filepath.Join(dir, "d.onnx"), filepath.Join(dir, "p.onnx")
-	copyFile(t, detector, det)
-	copyFile(t, pose, po)
-	for p := dir; p != "/" && p != "."; p = filepath.Dir(p) {
+// unprivileged is a world-readable copy of the binary, ONNX Runtime and the
+// models, to run as an unprivileged user when the tests run as root, for
+// whom no file is unreadable and no folder unwritable.
+type unprivileged struct {
+	dir, bin, lib, det, pose string
+}
+
+func newUnprivileged(t *testing.T) *unprivileged {
+	t.Helper()
+	detector, pose, _, _ := e2eFixtures(t)
+	u := &unprivileged{dir: t.TempDir()}
+	u.bin = filepath.Join(u.dir, "anonymize")
+	copyFile(t, anonymizeBin(t), u.bin)
+	os.Chmod(u.bin, 0o755)
+	u.lib = filepath.Join(u.dir, "libonnxruntime.so.1")
+	copyFile(t, testutil.ORTLib(t), u.lib)
+	u.det, u.pose = filepath.Join(u.dir, "d.onnx"), filepath.Join(u.dir, "p.onnx")
+	copyFile(t, detector, u.det)
+	copyFile(t, pose, u.pose)
+	for p := u.dir; p != "/" && p != "."; p = filepath.Dir(p) {
 		if st, err := os.Stat(p); err == nil && st.Mode().Perm()&0o005 != 0o005 {
 			os.Chmod(p, st.Mode().Perm()|0o005)
 		}
 	}
-	os.Chmod(bin, 0o755)
+	return u
+}
 
-	args := []string{"video", "-q", "--device", "cpu", "--ort-lib", lib, "--detector-model", det, "--pose-model", po,
-		in, filepath.Join(outDir, "out.mp4")}
+// flags are the runtime and model flags pointing at the copies.
+func (u *unprivileged) flags() []string {
+	return []string{"--device", "cpu", "--ort-lib", u.lib, "--detector-model", u.det, "--pose-model", u.pose}
+}
+
+// run runs the binary as nobody when the tests run as root.
+func (u *unprivileged) run(t *testing.T, args ...string) result {
+	t.Helper()
 	var cmd *exec.Cmd
 	if os.Geteuid() == 0 {
 		setpriv, err := exec.LookPath("setpriv")
 		if err != nil {
 			testutil.Missing(t, "setpriv", "apt-get install util-linux")
 		}
-		cmd = exec.Command(setpriv, append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", bin}, args...)...)
+		cmd = exec.Command(setpriv, append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", u.bin}, args...)...)
 	} else {
-		cmd = exec.Command(bin, args...)
+		cmd = exec.Command(u.bin, args...)
 	}
-	cmd.Env = append(os.Environ(), "HOME="+dir)
-	out, err := cmd.CombinedOutput()
-	r := result{stderr: string(out)}
+	cmd.Env = append(os.Environ(), "HOME="+u.dir)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errOut.String()}
 	if ee, ok := err.(*exec.ExitError); ok {
 		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
 	}
+	return r
+}
+
+// TestUnwritableOutputFolder runs as an unprivileged user when the tests
+// run as root, for whom no folder is unwritable.
+func TestUnwritableOutputFolder(t *testing.T) {
+	_, _, clip, _ := e2eFixtures(t)
+	u := newUnprivileged(t)
+	outDir := filepath.Join(u.dir, "readonly")
+	os.Mkdir(outDir, 0o555)
+	in := filepath.Join(u.dir, "in.mp4")
+	copyFile(t, clip, in)
+	r := u.run(t, append(append([]string{"video", "-q"}, u.flags()...), in, filepath.Join(outDir, "out.mp4"))...)
 	assertOneLineError(t, r, exitError, "cannot write to", "permission denied")
 	if entries, _ := os.ReadDir(outDir); len(entries) != 0 {
 		t.Errorf("%d files left in the read-only folder", len(entries))

@@ -47,6 +47,8 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		NewCmdVideo(f, nil),
+		NewCmdBatch(f, nil),
+		NewCmdReport(f),
 		NewCmdDoctor(f, nil),
 		NewCmdModels(f),
 		NewCmdWandB(f),

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/anonymize-dev/anonymize/pipeline"
 	"github.com/anonymize-dev/anonymize/telemetry/export"
 )
 
@@ -96,4 +97,38 @@ func exitCodeOf(ctx context.Context, err error) int {
 		return exitUsage
 	}
 	return exitError
+}
+
+// processing is what a command that processes video sets up: telemetry
+// first (so a failure to load the models is still reported), then the
+// engine that loads the models once.
+type processing struct {
+	tel    *export.Telemetry
+	engine *pipeline.Engine
+}
+
+// startProcessing starts telemetry and loads the engine; close must be
+// deferred with the command's final error, even when this fails.
+func startProcessing(ctx context.Context, streams *IOStreams, env *pipeline.Env, cfg pipeline.Config,
+	tel *TelemetryOptions, jobType string) (*processing, error) {
+	p := &processing{}
+	var err error
+	if p.tel, err = startTelemetry(ctx, streams, env.Log, env.Getenv, tel, jobType); err != nil {
+		return p, err
+	}
+	env.GPUMemory = p.tel.GPUMemory()
+	if p.engine, err = pipeline.NewEngine(cfg, *env); err != nil {
+		return p, err
+	}
+	p.tel.SetRunConfig(p.engine.RunConfig())
+	return p, nil
+}
+
+// close releases the models, then flushes telemetry (bounded), recording
+// the exit status the command's error leads to.
+func (p *processing) close(ctx context.Context, err error) {
+	if p.engine != nil {
+		p.engine.Close()
+	}
+	p.tel.Shutdown(ctx, exitCodeOf(ctx, err))
 }

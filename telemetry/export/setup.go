@@ -260,6 +260,14 @@ func (t *Telemetry) SetRunConfig(cfg map[string]any) {
 	}
 }
 
+// SetSummary adds values to the W&B run's summary (a batch's per-file
+// results, say).
+func (t *Telemetry) SetSummary(values map[string]any) {
+	if t != nil && t.wandb != nil {
+		t.wandb.SetSummary(values)
+	}
+}
+
 // Shutdown flushes every sink within the shutdown timeout and logs one
 // warning when telemetry was lost. exitCode is the command's, for W&B.
 // W&B and the OTLP/console exporters flush concurrently, so a collector

@@ -30,6 +30,7 @@ type wandbSink interface {
 	SpanExporter() sdktrace.SpanExporter
 	MetricExporter() sdkmetric.Exporter
 	SetConfig(map[string]any)
+	SetSummary(map[string]any)
 	// Finish flushes and uploads within ctx; it returns "" when all went
 	// well, else one line saying what is missing and how to recover it.
 	Finish(ctx context.Context, exitCode int) string
@@ -56,6 +57,7 @@ type wandbRun struct {
 func (w *wandbRun) SpanExporter() sdktrace.SpanExporter { return w.run.SpanExporter() }
 func (w *wandbRun) MetricExporter() sdkmetric.Exporter  { return w.run.MetricExporter() }
 func (w *wandbRun) SetConfig(cfg map[string]any)        { w.run.SetConfig(cfg) }
+func (w *wandbRun) SetSummary(values map[string]any)    { w.run.SetSummary(values) }
 
 func (w *wandbRun) Finish(ctx context.Context, exitCode int) string {
 	res := w.run.Finish(ctx, exitCode)

@@ -1,0 +1,479 @@
+package batch
+
+import (
+	"cmp"
+	"crypto/rand"
+	_ "embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/anonymize-dev/anonymize/pipeline"
+)
+
+// ReportSchemaVersion is the report format written; raise it on any
+// change that a reader of older reports would misread.
+const ReportSchemaVersion = 1
+
+// ReportSchema is the JSON Schema (draft 2020-12) of the audit report.
+//
+//go:embed report.schema.json
+var ReportSchema []byte
+
+// Status is where a file of the batch stands.
+type Status string
+
+const (
+	StatusDone    Status = "done"    // processed by this run
+	StatusSkipped Status = "skipped" // already done by an earlier run
+	StatusFailed  Status = "failed"  // processing failed; see Error
+	StatusPending Status = "pending" // not processed (yet)
+	StatusRunning Status = "running" // being processed when the report was written
+)
+
+// Reason says why the plan does or skips a file.
+type Reason string
+
+const (
+	ReasonNew             Reason = "new"              // no earlier run finished it
+	ReasonInputChanged    Reason = "input_changed"    // size or mtime differ from the state
+	ReasonSettingsChanged Reason = "settings_changed" // the settings hash differs
+	ReasonOutputMissing   Reason = "output_missing"   // the output was deleted
+	ReasonOutputChanged   Reason = "output_changed"   // the output's size differs, or its path
+	ReasonForced          Reason = "forced"           // Options.Force
+	ReasonAlreadyDone     Reason = "already_done"     // skipped
+)
+
+// RunStatus says how far the run that wrote a report got.
+type RunStatus string
+
+const (
+	// RunRunning: the run was going when it wrote the report; a report
+	// still saying so afterwards is from a run that was killed.
+	RunRunning     RunStatus = "running"
+	RunFinished    RunStatus = "finished"    // every file was tried
+	RunInterrupted RunStatus = "interrupted" // cancelled (Ctrl-C, SIGTERM)
+	RunStopped     RunStatus = "stopped"     // FailFast stopped it at a failure
+	RunError       RunStatus = "error"       // the batch itself failed (state or report not writable)
+)
+
+// Report is the audit report of a batch run (or of several shards'
+// runs, merged). report.schema.json documents each field.
+type Report struct {
+	SchemaVersion     int               `json:"schema_version"`
+	ToolVersion       string            `json:"tool_version"`
+	RunStatus         RunStatus         `json:"run_status"`
+	Started           time.Time         `json:"started"`
+	Updated           time.Time         `json:"updated"`
+	InDir             string            `json:"in_dir"`
+	OutDir            string            `json:"out_dir"`
+	Shard             *ShardSpec        `json:"shard,omitempty"`
+	Settings          map[string]string `json:"settings"`
+	SettingsHash      string            `json:"settings_hash"`
+	Device            string            `json:"device"`
+	ExecutionProvider string            `json:"execution_provider"`
+	Models            []ModelInfo       `json:"models"`
+	MergedFrom        []MergedSource    `json:"merged_from,omitempty"`
+	MissingShards     []int             `json:"missing_shards,omitempty"`
+	Totals            Totals            `json:"totals"`
+	Files             []FileReport      `json:"files"`
+}
+
+// ModelInfo identifies one model the run used.
+type ModelInfo struct {
+	Role      string `json:"role"`
+	Path      string `json:"path"`
+	SHA256    string `json:"sha256"`
+	Provider  string `json:"provider"`
+	Synthetic bool   `json:"synthetic"`
+}
+
+// MergedSource is one shard report that went into a merged report.
+type MergedSource struct {
+	Path         string    `json:"path"`
+	Shard        ShardSpec `json:"shard"`
+	SettingsHash string    `json:"settings_hash"`
+	RunStatus    RunStatus `json:"run_status"`
+	ToolVersion  string    `json:"tool_version"`
+	Device       string    `json:"device"`
+}
+
+// Totals sums up the files of a report.
+type Totals struct {
+	Files FileCounts `json:"files"`
+	// Frames and People count what this run wrote (done files only);
+	// FramesInOutputs adds the skipped files' frames where known.
+	Frames          int     `json:"frames"`
+	FramesInOutputs int     `json:"frames_in_outputs"`
+	People          int     `json:"people"`
+	WallSeconds     float64 `json:"wall_s"`
+	FPS             float64 `json:"fps"`
+}
+
+// FileCounts counts files by status.
+type FileCounts struct {
+	Total   int `json:"total"`
+	Done    int `json:"done"`
+	Skipped int `json:"skipped"`
+	Failed  int `json:"failed"`
+	Pending int `json:"pending"`
+	Running int `json:"running"`
+}
+
+// FileReport is one file of the batch.
+type FileReport struct {
+	Input         string        `json:"input"`
+	Output        string        `json:"output"`
+	Status        Status        `json:"status"`
+	Reason        Reason        `json:"reason"`
+	Error         string        `json:"error,omitempty"`
+	InputSize     int64         `json:"input_size"`
+	InputMtime    time.Time     `json:"input_mtime"`
+	OutputSize    int64         `json:"output_size,omitempty"`
+	OutputSHA256  string        `json:"output_sha256,omitempty"`
+	Video         *VideoReport  `json:"video,omitempty"`
+	Frames        int           `json:"frames"`
+	People        *PeopleReport `json:"people,omitempty"`
+	Masks         *MaskReport   `json:"masks,omitempty"`
+	Encoder       string        `json:"encoder,omitempty"`
+	WallSeconds   float64       `json:"wall_s"`
+	ProcessingFPS float64       `json:"processing_fps"`
+	Started       *time.Time    `json:"started,omitempty"`
+	Finished      *time.Time    `json:"finished,omitempty"`
+}
+
+// VideoReport describes an input video as probed.
+type VideoReport struct {
+	Width           int     `json:"width"`
+	Height          int     `json:"height"`
+	FPS             string  `json:"fps"`
+	FPSValue        float64 `json:"fps_value"`
+	DurationSeconds float64 `json:"duration_s"`
+	FrameCount      int     `json:"frame_count"`
+	Codec           string  `json:"codec"`
+	HasAudio        bool    `json:"has_audio"`
+}
+
+// PeopleReport sums up the person detections of a file's frames.
+type PeopleReport struct {
+	Total            int     `json:"total"`
+	Min              int     `json:"min"`
+	Mean             float64 `json:"mean"`
+	Max              int     `json:"max"`
+	FramesWithPeople int     `json:"frames_with_people"`
+}
+
+// MaskReport counts a file's masks by how they were placed.
+type MaskReport struct {
+	Nose          int `json:"nose"`
+	FaceKeypoints int `json:"face_keypoints"`
+	HeadBox       int `json:"head_box"`
+	RadiusFloor   int `json:"radius_floor"`
+	Fallbacks     int `json:"fallbacks"`
+}
+
+// reportFileName is where a shard's report goes in OUT_DIR.
+func reportFileName(s ShardSpec) string {
+	if suf := s.suffix(); suf != "" {
+		return "anonymize-report." + suf + ".json"
+	}
+	return "anonymize-report.json"
+}
+
+// fillResult copies what ProcessVideo returned into f; it also serves a
+// failed file, whose Result holds what was known when it failed.
+func (f *FileReport) fillResult(res pipeline.Result, wall time.Duration) {
+	in := res.Input
+	if in.Width > 0 || in.Codec != "" || in.FPS.Valid() {
+		f.Video = &VideoReport{
+			Width: in.Width, Height: in.Height,
+			FPS: in.FPS.String(), FPSValue: in.FPS.Float(),
+			DurationSeconds: in.Duration.Seconds(),
+			FrameCount:      in.FrameCount, Codec: in.Codec, HasAudio: in.HasAudio,
+		}
+	}
+	s := res.Stats
+	f.Frames = s.Frames
+	if s.Frames > 0 {
+		f.People = &PeopleReport{
+			Total: s.People, Min: s.MinPeople, Max: s.MaxPeople,
+			Mean:             float64(s.People) / float64(s.Frames),
+			FramesWithPeople: s.FramesWithPeople,
+		}
+		m := s.Masks
+		f.Masks = &MaskReport{Nose: m.Nose, FaceKeypoints: m.FaceKeypoints, HeadBox: m.HeadBox,
+			RadiusFloor: m.RadiusFloor, Fallbacks: m.Fallbacks()}
+	}
+	f.Encoder = res.Encoder
+	f.WallSeconds = wall.Seconds()
+	if wall > 0 {
+		f.ProcessingFPS = float64(s.Frames) / wall.Seconds()
+	}
+}
+
+// computeTotals recounts the totals from the files; the wall time is the
+// span from the first start to the last update, which for shards that ran
+// side by side is the time the whole dataset took.
+func computeTotals(files []FileReport, started, updated time.Time) Totals {
+	var t Totals
+	for _, f := range files {
+		t.Files.Total++
+		switch f.Status {
+		case StatusDone:
+			t.Files.Done++
+			t.Frames += f.Frames
+			t.FramesInOutputs += f.Frames
+			if f.People != nil {
+				t.People += f.People.Total
+			}
+		case StatusSkipped:
+			t.Files.Skipped++
+			t.FramesInOutputs += f.Frames
+		case StatusFailed:
+			t.Files.Failed++
+		case StatusRunning:
+			t.Files.Running++
+		default:
+			t.Files.Pending++
+		}
+	}
+	if wall := updated.Sub(started); wall > 0 {
+		t.WallSeconds = wall.Seconds()
+		t.FPS = float64(t.Frames) / t.WallSeconds
+	}
+	return t
+}
+
+// writeFileAtomic replaces path with data: a temporary file in tmpDir (on
+// path's file system; "" means beside path) is written, fsynced and
+// renamed, and path's folder fsynced, so that a reader or a crash sees the
+// old content or the new one, never a mix.
+func writeFileAtomic(path, tmpDir string, data []byte) error {
+	dir := filepath.Dir(path)
+	if tmpDir == "" {
+		tmpDir = dir
+	}
+	var buf [6]byte
+	rand.Read(buf[:])
+	tmp := filepath.Join(tmpDir, "."+filepath.Base(path)+"."+hex.EncodeToString(buf[:])+".tmp")
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return syncDir(dir)
+}
+
+func encodeReport(r *Report) ([]byte, error) {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode report: %w", err)
+	}
+	return append(b, '\n'), nil
+}
+
+// EncodeReport writes r as indented JSON to w (standard output, say).
+func EncodeReport(w io.Writer, r Report) error {
+	b, err := encodeReport(&r)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(b)
+	return err
+}
+
+// WriteReport writes r to path atomically.
+func WriteReport(path string, r Report) error {
+	b, err := encodeReport(&r)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, "", b)
+}
+
+// ReadReport reads a report written by this or an earlier version.
+func ReadReport(path string) (Report, error) {
+	var r Report
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return r, fmt.Errorf("read report: %w", err)
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return r, fmt.Errorf("read report %s: not a batch report: %w", path, err)
+	}
+	if r.SchemaVersion < 1 || r.SchemaVersion > ReportSchemaVersion {
+		return r, fmt.Errorf("read report %s: schema version %d is not one this version reads (1 to %d); use a newer anonymize",
+			path, r.SchemaVersion, ReportSchemaVersion)
+	}
+	return r, nil
+}
+
+// MergeOptions relaxes MergeReports' checks.
+type MergeOptions struct {
+	// AllowMixedSettings merges reports whose settings hashes differ;
+	// the merged report's SettingsHash is then empty.
+	AllowMixedSettings bool
+}
+
+// MergeReports combines the reports of the shards of one dataset into
+// one: files sorted by input path, totals recounted. The reports must
+// share a settings hash (unless opts allows otherwise), and no file may
+// be in two of them.
+func MergeReports(paths []string, opts MergeOptions) (Report, error) {
+	if len(paths) == 0 {
+		return Report{}, usagef("no reports to merge")
+	}
+	var (
+		m      Report
+		owner  = map[string]string{}
+		shards = map[ShardSpec]string{}
+	)
+	for i, p := range paths {
+		r, err := ReadReport(p)
+		if err != nil {
+			return Report{}, err
+		}
+		shard := ShardSpec{Index: 0, Count: 1}
+		if r.Shard != nil {
+			shard = *r.Shard
+		}
+		if r.MergedFrom != nil {
+			return Report{}, usagef("%s is a merged report; merge the shard reports themselves", p)
+		}
+		if i == 0 {
+			m = r
+			m.Shard, m.Files, m.MergedFrom = nil, nil, nil
+		} else {
+			if r.SettingsHash != m.SettingsHash && !opts.AllowMixedSettings {
+				return Report{}, fmt.Errorf("%s and %s were made with different settings (hash %.12s vs %.12s); "+
+					"merge reports of one configuration, or allow mixed settings", paths[0], p, m.SettingsHash, r.SettingsHash)
+			}
+			m.Started = minTime(m.Started, r.Started)
+			m.Updated = maxTime(m.Updated, r.Updated)
+			m.RunStatus = worseRun(m.RunStatus, r.RunStatus)
+			m.Device = joinDistinct(m.Device, r.Device)
+			m.ExecutionProvider = joinDistinct(m.ExecutionProvider, r.ExecutionProvider)
+			m.ToolVersion = joinDistinct(m.ToolVersion, r.ToolVersion)
+			if r.SettingsHash != m.SettingsHash {
+				m.SettingsHash = ""
+			}
+		}
+		if prev, ok := shards[shard]; ok && shard.Sharded() {
+			return Report{}, fmt.Errorf("%s and %s are both shard %s", prev, p, shard)
+		}
+		shards[shard] = p
+		m.MergedFrom = append(m.MergedFrom, MergedSource{
+			Path: p, Shard: shard, SettingsHash: r.SettingsHash, RunStatus: r.RunStatus,
+			ToolVersion: r.ToolVersion, Device: r.Device,
+		})
+		for _, f := range r.Files {
+			if prev, ok := owner[f.Input]; ok {
+				return Report{}, fmt.Errorf("%s is in both %s and %s; merge the reports of one split of the dataset only", f.Input, prev, p)
+			}
+			owner[f.Input] = p
+			m.Files = append(m.Files, f)
+		}
+	}
+	slices.SortFunc(m.Files, func(a, b FileReport) int { return cmp.Compare(a.Input, b.Input) })
+	m.MissingShards = missingShards(m.MergedFrom)
+	m.SchemaVersion = ReportSchemaVersion
+	m.Totals = computeTotals(m.Files, m.Started, m.Updated)
+	if m.Files == nil {
+		m.Files = []FileReport{}
+	}
+	return m, nil
+}
+
+// missingShards lists the shards not merged, when all sources split the
+// dataset the same way.
+func missingShards(src []MergedSource) []int {
+	n := src[0].Shard.Count
+	have := map[int]bool{}
+	for _, s := range src {
+		if s.Shard.Count != n {
+			return nil
+		}
+		have[s.Shard.Index] = true
+	}
+	var missing []int
+	for i := range n {
+		if !have[i] {
+			missing = append(missing, i)
+		}
+	}
+	return missing
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// worseRun returns the status that tells more about what is left to do.
+func worseRun(a, b RunStatus) RunStatus {
+	rank := func(s RunStatus) int {
+		return slices.Index([]RunStatus{RunFinished, RunStopped, RunInterrupted, RunError, RunRunning}, s)
+	}
+	if rank(b) > rank(a) {
+		return b
+	}
+	return a
+}
+
+// joinDistinct adds b to the comma-separated list a unless already there.
+func joinDistinct(a, b string) string {
+	if b == "" || slices.Contains(strings.Split(a, "; "), b) {
+		return a
+	}
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
+
+// readOldReport returns the files of the report an earlier run left, to
+// carry their entries forward; a missing or unreadable report gives none.
+func readOldReport(path string) (map[string]FileReport, error) {
+	r, err := ReadReport(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	old := make(map[string]FileReport, len(r.Files))
+	for _, f := range r.Files {
+		old[f.Input] = f
+	}
+	return old, nil
+}

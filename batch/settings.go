@@ -1,0 +1,64 @@
+package batch
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"sort"
+	"strconv"
+
+	"github.com/anonymize-dev/anonymize/pipeline"
+)
+
+// settingsFormat versions what SettingsHash covers and how outputs are
+// produced from it: raise it when a change to the code makes earlier
+// outputs stale, and every batch redoes its files.
+const settingsFormat = 1
+
+// hashedSettings is everything that changes an output's content. Left out
+// on purpose: the device and ORT library (same models, same results up to
+// float noise), --pose-batch and the queue size (throughput only), and
+// model paths (the sha256 identifies a model wherever it lies).
+type hashedSettings struct {
+	Format       int      `json:"format"`
+	Models       []string `json:"models"`    // "role:sha256", sorted
+	Threshold    string   `json:"threshold"` // floats as strconv 'g' text: NaN has no JSON number
+	DetectSize   int      `json:"detect_size"`
+	KptThreshold string   `json:"kpt_threshold"`
+	MaskScale    string   `json:"mask_scale"`
+	CRF          int      `json:"crf"`
+	Preset       string   `json:"preset"`
+	Audio        string   `json:"audio"`
+	Frames       int      `json:"frames"`
+	Draw         bool     `json:"draw"`
+}
+
+// SettingsHash returns the hex sha256 of a canonical JSON encoding of the
+// settings that change an output (see hashedSettings) and of the models'
+// sha256s. A finished file whose recorded hash differs is redone.
+func SettingsHash(cfg pipeline.Config, models []pipeline.ModelRef) string {
+	s := hashedSettings{
+		Format:       settingsFormat,
+		Models:       make([]string, 0, len(models)),
+		Threshold:    formatFloat(cfg.Threshold),
+		DetectSize:   cfg.DetectSize,
+		KptThreshold: formatFloat(cfg.KptThreshold),
+		MaskScale:    formatFloat(cfg.MaskScale),
+		CRF:          cfg.CRF,
+		Preset:       cfg.Preset,
+		Audio:        cfg.Audio,
+		Frames:       cfg.Frames,
+		Draw:         cfg.Draw,
+	}
+	for _, m := range models {
+		s.Models = append(s.Models, string(m.Role)+":"+m.SHA256)
+	}
+	sort.Strings(s.Models)
+	// A struct of strings, ints and bools encodes the same way every
+	// time, in field order, and cannot fail.
+	b, _ := json.Marshal(s)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+func formatFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
