@@ -63,3 +63,26 @@ func TestProgressOutput(t *testing.T) {
 		})
 	}
 }
+
+// TestBatchProgressOutput: on a terminal the batch bar shows the files
+// done and the current file; the summary table goes to standard output.
+func TestBatchProgressOutput(t *testing.T) {
+	detector, pose, _, _ := e2eFixtures(t)
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in"), filepath.Join(dir, "out")
+	writeTree(t, in, map[string]string{"a/one.mp4": "<clip>", "b/two.mp4": "<clip>"})
+	f, stdout, errOut := testFactory(t, map[string]string{"ANONYMIZE_ORT_LIB": testutil.ORTLib(t)})
+	f.IO.ErrIsTerminal = true
+	args := append([]string{"batch", "--device", "cpu", "--jobs", "1"}, modelFlags(detector, pose)...)
+	if code := Execute(context.Background(), f, append(args, in, out)...); code != 0 {
+		t.Fatalf("exit %d\n%s", code, errOut)
+	}
+	for _, want := range []string{"files 0/2 · a/one.mp4", "frames/s"} {
+		if !strings.Contains(errOut.String(), want) {
+			t.Errorf("progress lacks %q:\n%q", want, errOut.String())
+		}
+	}
+	if !strings.Contains(stdout.String(), "done     2") {
+		t.Errorf("summary table missing from standard output:\n%s", stdout)
+	}
+}
