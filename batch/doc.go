@@ -67,7 +67,6 @@
 // # What the engine must provide
 //
 // Run needs the processor's device, execution providers and model sha256s
-// for the settings hash and the report. A *pipeline.Engine is read directly
-// (its Device and Models fields and its Providers method); any other
-// Processor must implement Describer.
+// for the settings hash and the report: the Processor must implement
+// Describer, as *pipeline.Engine does.
 package batch

@@ -1,7 +1,6 @@
 package batch
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,8 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
-
+	"github.com/anonymize-dev/anonymize/internal/testutil"
 	"github.com/anonymize-dev/anonymize/models"
 	"github.com/anonymize-dev/anonymize/pipeline"
 	"github.com/anonymize-dev/anonymize/video"
@@ -291,33 +289,6 @@ func listDir(t *testing.T, dir string) []string {
 	return names
 }
 
-var (
-	schemaOnce sync.Once
-	schema     *jsonschema.Schema
-	schemaErr  error
-)
-
-func reportSchema(t *testing.T) *jsonschema.Schema {
-	t.Helper()
-	schemaOnce.Do(func() {
-		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(ReportSchema))
-		if err != nil {
-			schemaErr = err
-			return
-		}
-		c := jsonschema.NewCompiler()
-		c.AssertFormat()
-		if schemaErr = c.AddResource("report.schema.json", doc); schemaErr != nil {
-			return
-		}
-		schema, schemaErr = c.Compile("report.schema.json")
-	})
-	if schemaErr != nil {
-		t.Fatalf("compile report.schema.json: %v", schemaErr)
-	}
-	return schema
-}
-
 // validateReport checks the report at path against report.schema.json.
 func validateReport(t *testing.T, path string) {
 	t.Helper()
@@ -332,11 +303,7 @@ func validateReport(t *testing.T, path string) {
 
 func validateReportJSON(t *testing.T, b []byte) error {
 	t.Helper()
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-	if err != nil {
-		t.Fatalf("report is not JSON: %v", err)
-	}
-	return reportSchema(t).Validate(doc)
+	return testutil.ValidateJSON(t, ReportSchema, b)
 }
 
 func readReport(t *testing.T, path string) Report {

@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"bytes"
 	"cmp"
 	"crypto/rand"
 	_ "embed"
@@ -291,6 +292,58 @@ func encodeReport(r *Report) ([]byte, error) {
 		return nil, fmt.Errorf("encode report: %w", err)
 	}
 	return append(b, '\n'), nil
+}
+
+// reportEncoder encodes a report whose files change one at a time, as a
+// run rewrites its report after every file: each file's JSON is kept and
+// encoded again only after invalidate, so a rewrite does not re-encode
+// every earlier file. The bytes are those of encodeReport.
+type reportEncoder struct {
+	frags [][]byte // per file, indented as inside the files array; nil: to encode
+}
+
+// invalidate marks file i as changed.
+func (e *reportEncoder) invalidate(i int) {
+	if i < len(e.frags) {
+		e.frags[i] = nil
+	}
+}
+
+func (e *reportEncoder) encode(r *Report) ([]byte, error) {
+	if len(e.frags) != len(r.Files) {
+		e.frags = make([][]byte, len(r.Files))
+	}
+	empty := *r
+	empty.Files = []FileReport{}
+	b, err := json.MarshalIndent(&empty, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode report: %w", err)
+	}
+	if len(r.Files) == 0 {
+		return append(b, '\n'), nil
+	}
+	// Files is the last field, so the header ends with `"files": []` and
+	// the closing brace; the array goes in its place.
+	head := bytes.TrimSuffix(b, []byte("[]\n}"))
+	size := len(head) + len("[\n  ]\n}\n")
+	for i := range r.Files {
+		if e.frags[i] == nil {
+			if e.frags[i], err = json.MarshalIndent(&r.Files[i], "    ", "  "); err != nil {
+				return nil, fmt.Errorf("encode report: %w", err)
+			}
+		}
+		size += len("    ,\n") + len(e.frags[i])
+	}
+	out := make([]byte, 0, size)
+	out = append(append(out, head...), "[\n"...)
+	for i, frag := range e.frags {
+		out = append(append(out, "    "...), frag...)
+		if i < len(e.frags)-1 {
+			out = append(out, ',')
+		}
+		out = append(out, '\n')
+	}
+	return append(out, "  ]\n}\n"...), nil
 }
 
 // EncodeReport writes r as indented JSON to w (standard output, say).

@@ -1,6 +1,8 @@
 package batch
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -213,4 +215,38 @@ func TestSchemaRejectsBadReports(t *testing.T) {
 
 func file(r map[string]any, i int) map[string]any {
 	return r["files"].([]any)[i].(map[string]any)
+}
+
+// TestReportEncoderMatchesEncodeReport: the encoder that keeps each file's
+// JSON writes exactly the bytes of encoding the whole report, also after
+// one file changes, and with no files.
+func TestReportEncoderMatchesEncodeReport(t *testing.T) {
+	in, out := t.TempDir(), t.TempDir()
+	writeTree(t, in, dataset(6))
+	sum, _ := Run(context.Background(), testOptions(in, out), newFakeProc(), Hooks{})
+	r, err := ReadReport(sum.ReportPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var enc reportEncoder
+	check := func(what string) {
+		t.Helper()
+		got, err := enc.encode(&r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := encodeReport(&r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s: cached encoding differs:\n%s\nwant:\n%s", what, got, want)
+		}
+	}
+	check("first encoding")
+	r.Files[2].Status, r.Files[2].Error = StatusFailed, `broken "quoted" <file>`
+	enc.invalidate(2)
+	check("after one file changed")
+	r.Files = []FileReport{} // a run's report always has the list, if empty
+	check("no files")
 }

@@ -2,17 +2,15 @@ package batch
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
+	"github.com/anonymize-dev/anonymize/models"
 	"github.com/anonymize-dev/anonymize/pipeline"
 	"github.com/anonymize-dev/anonymize/video"
 )
@@ -26,26 +24,22 @@ type Processor interface {
 
 // Runtime is what a Processor runs on, for the settings hash and the
 // report.
-type Runtime struct {
-	Device    string
-	Providers string
-	Models    []pipeline.ModelRef
-}
+type Runtime = pipeline.Runtime
 
-// Describer is implemented by a Processor that can say what it runs on.
-// *pipeline.Engine does not need to: Run reads its fields.
+// Describer is implemented by a Processor that can say what it runs on,
+// as *pipeline.Engine does.
 type Describer interface {
 	Runtime() Runtime
 }
 
-var _ Processor = (*pipeline.Engine)(nil)
+var (
+	_ Processor = (*pipeline.Engine)(nil)
+	_ Describer = (*pipeline.Engine)(nil)
+)
 
 func describe(p Processor) (Runtime, error) {
-	switch p := p.(type) {
-	case Describer:
-		return p.Runtime(), nil
-	case *pipeline.Engine:
-		return Runtime{Device: p.Device.String(), Providers: p.Providers(), Models: p.Models}, nil
+	if d, ok := p.(Describer); ok {
+		return d.Runtime(), nil
 	}
 	return Runtime{}, fmt.Errorf("batch: cannot tell which models a %T uses; it must implement batch.Describer", p)
 }
@@ -223,6 +217,7 @@ type runner struct {
 
 	mu      sync.Mutex // guards what follows
 	report  Report
+	enc     reportEncoder // report.Files[i] changes go through setFileLocked
 	fatal   error
 	stopped bool
 }
@@ -391,9 +386,9 @@ func (r *runner) processFile(ctx context.Context, cancel context.CancelCauseFunc
 	f := r.report.Files[i]
 	running := f
 	running.Status, running.Started = StatusRunning, ptr(started.UTC())
-	r.report.Files[i] = running
+	r.setFileLocked(i, running)
 	if err := r.writeReportLocked(); err != nil {
-		r.report.Files[i] = f
+		r.setFileLocked(i, f)
 		r.setFatalLocked(err, cancel)
 		r.mu.Unlock()
 		return
@@ -435,7 +430,7 @@ func (r *runner) processFile(ctx context.Context, cancel context.CancelCauseFunc
 	}
 
 	r.mu.Lock()
-	r.report.Files[i] = f
+	r.setFileLocked(i, f)
 	if fatal == nil {
 		fatal = r.writeReportLocked()
 	}
@@ -500,7 +495,7 @@ func (r *runner) check(it Item, finished time.Time) (StateEntry, error) {
 	if err := syncDir(filepath.Dir(it.Output)); err != nil {
 		return StateEntry{}, err
 	}
-	size, sum, err := fileSHA256(it.Output)
+	sum, size, err := models.FileSHA256(it.Output)
 	if err != nil {
 		return StateEntry{}, fmt.Errorf("read back the output: %w", err)
 	}
@@ -519,12 +514,18 @@ func (r *runner) append(e StateEntry) error {
 	return r.state.Append(e)
 }
 
+// setFileLocked replaces file i's report entry; r.mu must be held.
+func (r *runner) setFileLocked(i int, f FileReport) {
+	r.report.Files[i] = f
+	r.enc.invalidate(i)
+}
+
 // writeReportLocked rewrites the report; r.mu must be held.
 func (r *runner) writeReportLocked() error {
 	now := time.Now().UTC()
 	r.report.Updated = now
 	r.report.Totals = computeTotals(r.report.Files, r.report.Started, now)
-	b, err := encodeReport(&r.report)
+	b, err := r.enc.encode(&r.report)
 	if err != nil {
 		return err
 	}
@@ -554,20 +555,6 @@ func (r *runner) callHook(fn func()) {
 	r.hookMu.Lock()
 	defer r.hookMu.Unlock()
 	fn()
-}
-
-func fileSHA256(path string) (size int64, sum string, err error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	size, err = io.Copy(h, f)
-	if err != nil {
-		return 0, "", err
-	}
-	return size, hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func ptr[T any](v T) *T { return &v }

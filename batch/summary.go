@@ -10,8 +10,8 @@ import (
 
 // WriteText writes a short human summary: files by status, frames and
 // throughput, and each failed file with its error on one line. For a dry
-// run it writes the plan instead: each file, whether it would be
-// processed, and why.
+// run it writes the plan instead: each file and its output, whether it
+// would be processed, and why.
 func (s Summary) WriteText(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if s.DryRun {
@@ -21,7 +21,7 @@ func (s Summary) WriteText(w io.Writer) error {
 			if f.Status == StatusSkipped {
 				action = "skip"
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\n", action, f.Input, reasonText(f.Reason))
+			fmt.Fprintf(tw, "  %s\t%s -> %s\t%s\n", action, f.Input, f.Output, reasonText(f.Reason))
 		}
 		return tw.Flush()
 	}

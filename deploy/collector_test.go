@@ -16,11 +16,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -403,10 +405,5 @@ func exportFakeGPUMetrics(t *testing.T, endpoint string) {
 }
 
 func names(fams map[string]*dto.MetricFamily) []string {
-	var out []string
-	for n := range fams {
-		out = append(out, n)
-	}
-	sortStrings(out)
-	return out
+	return slices.Sorted(maps.Keys(fams))
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"testing"
 
@@ -173,11 +174,11 @@ func checkNesting(t *testing.T, recv *otlptest.Receiver, frames int) {
 				t.Errorf("a frame's root span has a parent")
 			}
 			want := []string{"decode", "encode", "mask", "person_detection", "pose_estimation", "wait_for_encode", "wait_for_inference"}
-			if !equal(n.children, want) {
+			if !slices.Equal(n.children, want) {
 				t.Errorf("frame children %v, want %v", n.children, want)
 			}
 		case "person_detection":
-			if !equal(n.children, []string{"inference", "postprocess", "preprocess"}) {
+			if !slices.Equal(n.children, []string{"inference", "postprocess", "preprocess"}) {
 				t.Errorf("person_detection children %v", n.children)
 			}
 		case "pose_estimation":
@@ -190,17 +191,3 @@ func checkNesting(t *testing.T, recv *otlptest.Receiver, frames int) {
 		t.Errorf("%d frame traces, want %d", roots, frames)
 	}
 }
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func sortStrings(s []string) { sort.Strings(s) }

@@ -20,15 +20,22 @@ func benchFrame(b *testing.B, w, h int) gocv.Mat {
 	return frame
 }
 
-// BenchmarkDetect1080p times one 1080p frame through preprocessing, the
-// synthetic DETR on ONNX Runtime (CPU) and post-processing.
-func BenchmarkDetect1080p(b *testing.B) {
+// benchDetector opens the synthetic detector on the CPU.
+func benchDetector(b *testing.B) *Detector {
+	b.Helper()
 	detSess, _ := testmodels.SyntheticSessions(b)
 	d, err := New(detSess, DefaultConfig())
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer d.Close()
+	b.Cleanup(func() { d.Close() })
+	return d
+}
+
+// BenchmarkDetect1080p times one 1080p frame through preprocessing, the
+// synthetic DETR on ONNX Runtime (CPU) and post-processing.
+func BenchmarkDetect1080p(b *testing.B) {
+	d := benchDetector(b)
 	frame := benchFrame(b, 1920, 1080)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -41,12 +48,7 @@ func BenchmarkDetect1080p(b *testing.B) {
 // BenchmarkPreprocess1080p times resizing a 1080p frame to 1333x750 and
 // packing it into the normalised tensor.
 func BenchmarkPreprocess1080p(b *testing.B) {
-	detSess, _ := testmodels.SyntheticSessions(b)
-	d, err := New(detSess, DefaultConfig())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer d.Close()
+	d := benchDetector(b)
 	frame := benchFrame(b, 1920, 1080)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

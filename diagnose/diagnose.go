@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -105,7 +106,7 @@ func checkOpenCV(r *Report) {
 	r.add(s, "version", OK, "%s", gocv.OpenCVVersion())
 	readers, writers := OpenCVBackends()
 	st := OK
-	if !contains(readers, "FFMPEG") {
+	if !slices.Contains(readers, "FFMPEG") {
 		st = Fail
 	}
 	r.add(s, "read back-ends", st, "%s", strings.Join(readers, ", "))
@@ -269,13 +270,4 @@ func tensorList(ts []models.TensorInfo) string {
 		parts[i] = t.String()
 	}
 	return strings.Join(parts, ", ")
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

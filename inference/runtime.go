@@ -156,7 +156,21 @@ func (m ModelInfo) Synthetic() bool { return m.Meta["anonymize.synthetic"] == "t
 // ReadModelInfo reads a model's declared inputs, outputs and metadata
 // without keeping a session open.
 func (r *Runtime) ReadModelInfo(path string) (ModelInfo, error) {
-	var mi ModelInfo
+	mi, err := readTensors(path)
+	if err != nil {
+		return mi, err
+	}
+	if md, err := ort.GetModelMetadata(path); err == nil {
+		mi.Meta = metadataMap(md)
+	}
+	return mi, nil
+}
+
+// readTensors reads a model's declared inputs and outputs. ONNX Runtime
+// loads the model into a throwaway session for it, so callers that open a
+// session anyway read the metadata from that session instead.
+func readTensors(path string) (ModelInfo, error) {
+	mi := ModelInfo{Meta: map[string]string{}}
 	st, err := os.Stat(path)
 	if err != nil {
 		return mi, fmt.Errorf("model %s: %w", path, err)
@@ -169,18 +183,23 @@ func (r *Runtime) ReadModelInfo(path string) (ModelInfo, error) {
 		return mi, fmt.Errorf("model %s is not a valid ONNX file (%v): re-export or re-download it", path, firstLine(err))
 	}
 	mi.Inputs, mi.Outputs = convertInfos(ins), convertInfos(outs)
-	mi.Meta = map[string]string{}
-	if md, err := ort.GetModelMetadata(path); err == nil {
-		if keys, err := md.GetCustomMetadataMapKeys(); err == nil {
-			for _, k := range keys {
-				if v, ok, err := md.LookupCustomMetadataMap(k); err == nil && ok {
-					mi.Meta[k] = v
-				}
-			}
-		}
-		md.Destroy()
-	}
 	return mi, nil
+}
+
+// metadataMap copies a model's custom metadata and releases md.
+func metadataMap(md *ort.ModelMetadata) map[string]string {
+	defer md.Destroy()
+	meta := map[string]string{}
+	keys, err := md.GetCustomMetadataMapKeys()
+	if err != nil {
+		return meta
+	}
+	for _, k := range keys {
+		if v, ok, err := md.LookupCustomMetadataMap(k); err == nil && ok {
+			meta[k] = v
+		}
+	}
+	return meta
 }
 
 func convertInfos(in []ort.InputOutputInfo) []models.TensorInfo {
@@ -208,7 +227,7 @@ func dtype(t ort.InputOutputInfo) models.DType {
 // requested device. Under --device auto a CUDA failure falls back to the
 // CPU with one warning per run; under --device cuda it is an error.
 func (r *Runtime) OpenSession(o SessionOptions) (*Session, error) {
-	mi, err := r.ReadModelInfo(o.Path)
+	mi, err := readTensors(o.Path)
 	if err != nil {
 		return nil, err
 	}
@@ -216,12 +235,12 @@ func (r *Runtime) OpenSession(o SessionOptions) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("model %s does not fit: %w", o.Path, err)
 	}
-	s := &Session{Role: o.Role, Path: o.Path, Binding: binding, Meta: mi.Meta}
+	s := &Session{Role: o.Role, Path: o.Path, Binding: binding, Meta: map[string]string{}}
 
 	if o.Device.Kind != DeviceCPU {
 		sess, err := r.open(o.Path, s, o.Device)
 		if err == nil {
-			s.session, s.Provider = sess, ProviderCUDA
+			s.opened(sess, ProviderCUDA)
 			r.log.Info("model loaded", "model", o.Role, "provider", ProviderCUDA, "device", o.Device.ID)
 			return s, nil
 		}
@@ -238,9 +257,17 @@ func (r *Runtime) OpenSession(o SessionOptions) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s model %s: %v", o.Role, o.Path, firstLine(err))
 	}
-	s.session, s.Provider = sess, ProviderCPU
+	s.opened(sess, ProviderCPU)
 	r.log.Info("model loaded", "model", o.Role, "provider", ProviderCPU)
 	return s, nil
+}
+
+// opened records the session and reads the model's metadata from it.
+func (s *Session) opened(sess *ort.DynamicAdvancedSession, provider string) {
+	s.session, s.Provider = sess, provider
+	if md, err := sess.GetModelMetadata(); err == nil {
+		s.Meta = metadataMap(md)
+	}
 }
 
 func (r *Runtime) noteCUDAFailure(err error) {

@@ -189,5 +189,13 @@ func (c *Counts) Add(r Region) {
 	}
 }
 
+// Merge adds another tally to c.
+func (c *Counts) Merge(o Counts) {
+	c.Nose += o.Nose
+	c.FaceKeypoints += o.FaceKeypoints
+	c.HeadBox += o.HeadBox
+	c.RadiusFloor += o.RadiusFloor
+}
+
 // Fallbacks is the number of masks not placed by the normal rule.
 func (c Counts) Fallbacks() int { return c.FaceKeypoints + c.HeadBox + c.RadiusFloor }

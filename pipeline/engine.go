@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/anonymize-dev/anonymize/detect"
 	"github.com/anonymize-dev/anonymize/inference"
 	"github.com/anonymize-dev/anonymize/models"
-	"github.com/anonymize-dev/anonymize/pose"
 )
 
 // Env is what the engine takes from the process it runs in.
@@ -37,7 +35,7 @@ type Engine struct {
 	cfg      Config
 	env      Env
 	log      *slog.Logger
-	Runtime  *inference.Runtime
+	ORT      *inference.Runtime // the loaded ONNX Runtime
 	Device   inference.Device
 	Models   []ModelRef
 	detSess  *inference.Session
@@ -75,7 +73,7 @@ func NewEngine(cfg Config, env Env) (_ *Engine, err error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, env: env, log: log, Runtime: rt, Device: dev}
+	e := &Engine{cfg: cfg, env: env, log: log, ORT: rt, Device: dev}
 	defer func() {
 		if err != nil {
 			e.Close()
@@ -86,18 +84,6 @@ func NewEngine(cfg Config, env Env) (_ *Engine, err error) {
 	}
 	if e.poseSess, err = e.open(models.RolePose, posePath, models.TransPose); err != nil {
 		return nil, err
-	}
-	// Fail now, not at the first video, if the settings do not suit the
-	// models.
-	if d, err := detect.New(e.detSess, cfg.detectConfig()); err != nil {
-		return nil, err
-	} else {
-		d.Close()
-	}
-	if p, err := pose.New(e.poseSess, cfg.poseConfig()); err != nil {
-		return nil, err
-	} else {
-		p.Close()
 	}
 	for _, m := range e.Models {
 		if m.Synthetic {
@@ -113,7 +99,7 @@ func (e *Engine) open(role models.Role, path string, contract models.Contract) (
 	if err != nil {
 		return nil, fmt.Errorf("%s model: %w", role, err)
 	}
-	s, err := e.Runtime.OpenSession(inference.SessionOptions{Role: string(role), Path: path, Contract: contract, Device: e.Device})
+	s, err := e.ORT.OpenSession(inference.SessionOptions{Role: string(role), Path: path, Contract: contract, Device: e.Device})
 	if err != nil {
 		return nil, err
 	}
@@ -140,13 +126,25 @@ func (e *Engine) Providers() string {
 	return s
 }
 
+// Runtime says what the engine runs on, for reports and settings hashes.
+type Runtime struct {
+	Device    string
+	Providers string
+	Models    []ModelRef
+}
+
+// Runtime says what the engine runs on.
+func (e *Engine) Runtime() Runtime {
+	return Runtime{Device: e.Device.String(), Providers: e.Providers(), Models: e.Models}
+}
+
 // RunConfig describes what a run ran on, for an experiment tracker's
 // config: the device, each model's file, sha256 and execution provider.
 func (e *Engine) RunConfig() map[string]any {
 	cfg := map[string]any{
 		"device.resolved":    e.Device.String(),
 		"execution_provider": e.Providers(),
-		"onnxruntime":        e.Runtime.Version,
+		"onnxruntime":        e.ORT.Version,
 	}
 	for _, m := range e.Models {
 		prefix := "model." + string(m.Role) + "."

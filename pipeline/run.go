@@ -84,6 +84,20 @@ type Stats struct {
 	Elapsed          time.Duration
 }
 
+// add counts one written frame.
+func (s *Stats) add(people int, masks mask.Counts) {
+	s.Frames++
+	if s.Frames == 1 || people < s.MinPeople {
+		s.MinPeople = people
+	}
+	s.People += people
+	s.MaxPeople = max(s.MaxPeople, people)
+	if people > 0 {
+		s.FramesWithPeople++
+	}
+	s.Masks.Merge(masks)
+}
+
 // FPS is the processing rate.
 func (s Stats) FPS() float64 {
 	if s.Elapsed <= 0 {
@@ -109,7 +123,7 @@ func (f *frame) fail(err error, in *telemetry.Instruments) {
 	if errors.Is(err, context.Canceled) {
 		outcome = telemetry.OutcomeCancelled
 	}
-	in.Frames.Add(f.ctx, 1, metric.WithAttributes(attribute.String(telemetry.AttrOutcome, outcome)))
+	in.Frames.Add(f.ctx, 1, outcomeAttrs[outcome])
 	telemetry.EndSpan(f.span, err)
 }
 
@@ -253,21 +267,13 @@ func RunStages(ctx context.Context, cfg StageConfig, src FrameSource, det Detect
 					f.span.SetAttributes(attribute.Int64("gpu.process.memory.usage", b))
 				}
 			}
-			recordFrame(f.ctx, in, people)
-			f.span.End()
-
-			stats.Frames++
-			if stats.Frames == 1 || len(people) < stats.MinPeople {
-				stats.MinPeople = len(people)
-			}
-			stats.People += len(people)
-			stats.MaxPeople = max(stats.MaxPeople, len(people))
-			if len(people) > 0 {
-				stats.FramesWithPeople++
-			}
+			var masks mask.Counts
 			for _, p := range people {
-				stats.Masks.Add(p.Mask)
+				masks.Add(p.Mask)
 			}
+			recordFrame(f.ctx, in, len(people), masks)
+			f.span.End()
+			stats.add(len(people), masks)
 			if onFrame != nil {
 				onFrame(FrameResult{Index: f.index, People: people})
 			}
@@ -291,20 +297,32 @@ func RunStages(ctx context.Context, cfg StageConfig, src FrameSource, det Detect
 	return stats, err
 }
 
+// Attribute sets of the per-frame metrics, built once: recording happens
+// on the frame path and should not allocate them every time.
+var (
+	outcomeAttrs = attrOptions(telemetry.AttrOutcome, telemetry.OutcomeOK, telemetry.OutcomeFailed, telemetry.OutcomeCancelled)
+	kindAttrs    = attrOptions(telemetry.AttrKind, string(mask.KindNose), string(mask.KindFaceKeypoints),
+		string(mask.KindHeadBox), mask.FallbackRadiusFloor)
+)
+
+func attrOptions(key string, values ...string) map[string]metric.MeasurementOption {
+	out := make(map[string]metric.MeasurementOption, len(values))
+	for _, v := range values {
+		out[v] = metric.WithAttributeSet(attribute.NewSet(attribute.String(key, v)))
+	}
+	return out
+}
+
 // recordFrame records a written frame's metrics, in the frame's context so
 // exemplars point at its trace.
-func recordFrame(ctx context.Context, in *telemetry.Instruments, people []Person) {
-	n := int64(len(people))
+func recordFrame(ctx context.Context, in *telemetry.Instruments, people int, c mask.Counts) {
+	n := int64(people)
 	in.DetectedPeople.Record(ctx, n)
 	in.PeoplePerFrame.Record(ctx, n)
-	in.Frames.Add(ctx, 1, metric.WithAttributes(attribute.String(telemetry.AttrOutcome, telemetry.OutcomeOK)))
-	var c mask.Counts
-	for _, p := range people {
-		c.Add(p.Mask)
-	}
+	in.Frames.Add(ctx, 1, outcomeAttrs[telemetry.OutcomeOK])
 	add := func(inst metric.Int64Counter, kind string, v int) {
 		if v > 0 {
-			inst.Add(ctx, int64(v), metric.WithAttributes(attribute.String(telemetry.AttrKind, kind)))
+			inst.Add(ctx, int64(v), kindAttrs[kind])
 		}
 	}
 	add(in.Masks, string(mask.KindNose), c.Nose)

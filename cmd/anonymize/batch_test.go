@@ -2,9 +2,9 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,8 +15,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/anonymize-dev/anonymize/batch"
 	"github.com/anonymize-dev/anonymize/internal/synthclip"
@@ -88,29 +86,11 @@ func readReport(t *testing.T, path string) batch.Report {
 
 func validateAgainstSchema(t *testing.T, path string) {
 	t.Helper()
-	schemaDoc, err := jsonschema.UnmarshalJSON(bytes.NewReader(batch.ReportSchema))
+	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	if err := c.AddResource("report.schema.json", schemaDoc); err != nil {
-		t.Fatal(err)
-	}
-	schema, err := c.Compile("report.schema.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	doc, err := jsonschema.UnmarshalJSON(f)
-	if err != nil {
-		t.Fatalf("%s is not JSON: %v", path, err)
-	}
-	if err := schema.Validate(doc); err != nil {
+	if err := testutil.ValidateJSON(t, batch.ReportSchema, data); err != nil {
 		t.Errorf("%s does not validate against report.schema.json: %v", path, err)
 	}
 }
@@ -176,7 +156,7 @@ func TestBatchTree(t *testing.T) {
 		"day1/cam1/a.mp4": "done", "day1/cam2/b.mkv": "done", "day2/c.mov": "done", "day3/deep/er/d.avi": "done",
 		"day3/deep/er/e.webm": "done", "day2/broken/cut.mp4": "failed", "day2/notes.mp4": "failed", "day2/locked.mp4": "failed",
 	}
-	if got := statuses(rep); !mapsEqual(got, want) {
+	if got := statuses(rep); !maps.Equal(got, want) {
 		t.Errorf("statuses %v, want %v", got, want)
 	}
 	for _, f := range rep.Files {
@@ -406,16 +386,4 @@ func TestBatchDryRun(t *testing.T) {
 	if got := outputTree(t, out); len(got) != 0 {
 		t.Errorf("dry run wrote %v", got)
 	}
-}
-
-func mapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -177,33 +176,17 @@ func runBatch(ctx context.Context, opts *BatchOptions) (err error) {
 		}
 		return err
 	}
-	if opts.DryRun {
-		return writePlan(opts.IO, sum)
-	}
-	if !opts.Quiet {
-		sum.WriteText(opts.IO.Out)
+	if opts.DryRun || !opts.Quiet {
+		// For a dry run, the plan.
+		if err := sum.WriteText(opts.IO.Out); err != nil {
+			return err
+		}
 	}
 	if code := batch.ExitCode(sum, nil); code != exitOK {
 		fmt.Fprintf(opts.IO.ErrOut, "anonymize: %d of %d files failed; see %s\n", sum.Failed, sum.Totals.Files.Total, sum.ReportPath)
 		return exitCodeError{code}
 	}
 	return nil
-}
-
-// writePlan prints a dry run: each file, what would happen and why.
-func writePlan(streams *IOStreams, sum batch.Summary) error {
-	for _, f := range sum.Files {
-		action := "process"
-		if f.Status == batch.StatusSkipped {
-			action = "skip"
-		}
-		if _, err := fmt.Fprintf(streams.Out, "%-8s %-17s %s -> %s\n", action, f.Reason, f.Input, filepath.ToSlash(f.Output)); err != nil {
-			return err
-		}
-	}
-	_, err := fmt.Fprintf(streams.Out, "\n%d to process, %d already done (dry run: nothing was written)\n",
-		sum.Pending, sum.Skipped)
-	return err
 }
 
 // wandbBatchSummary is the W&B run's per-file table, as summary values.

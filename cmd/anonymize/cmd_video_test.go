@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
+
 	"github.com/anonymize-dev/anonymize/pipeline"
 )
 
@@ -72,19 +74,8 @@ func TestNewCmdVideoFlags(t *testing.T) {
 				got = o
 				return nil
 			})
-			cmd.SetArgs(tt.args)
-			cmd.SetOut(&bytes.Buffer{})
-			cmd.SetErr(&bytes.Buffer{})
-			cmd.SilenceUsage = true
-			err := cmd.Execute()
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error = %v, want it to contain %q", err, tt.wantErr)
-				}
+			if !parseOK(t, cmd, tt.args, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			want := &VideoOptions{IO: f.IO, Input: "in.mp4", Output: "out.mp4", Config: def}
 			tt.want(want)
@@ -164,18 +155,8 @@ func TestNewCmdBatchFlags(t *testing.T) {
 				got = o
 				return nil
 			})
-			cmd.SetArgs(tt.args)
-			cmd.SetOut(&bytes.Buffer{})
-			cmd.SetErr(&bytes.Buffer{})
-			err := cmd.Execute()
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error = %v, want it to contain %q", err, tt.wantErr)
-				}
+			if !parseOK(t, cmd, tt.args, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if got.ShardIndex != tt.wantShard[0] || got.ShardCount != tt.wantShard[1] || got.Jobs != tt.wantJobs {
 				t.Errorf("shard %d/%d jobs %d, want %v jobs %d", got.ShardIndex, got.ShardCount, got.Jobs, tt.wantShard, tt.wantJobs)
@@ -185,4 +166,26 @@ func TestNewCmdBatchFlags(t *testing.T) {
 			}
 		})
 	}
+}
+
+// parseOK runs a command whose behaviour a test replaced, with args. It
+// checks the error against wantErr and reports whether parsing succeeded,
+// so the caller can go on to check the options.
+func parseOK(t *testing.T, cmd *cobra.Command, args []string, wantErr string) bool {
+	t.Helper()
+	cmd.SetArgs(args)
+	cmd.SetOut(&bytes.Buffer{})
+	cmd.SetErr(&bytes.Buffer{})
+	cmd.SilenceUsage = true
+	err := cmd.Execute()
+	if wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Fatalf("error = %v, want it to contain %q", err, wantErr)
+		}
+		return false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return true
 }

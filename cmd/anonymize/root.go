@@ -65,22 +65,34 @@ func Execute(ctx context.Context, f *Factory, args ...string) int {
 		root.SetArgs(args)
 	}
 	err := root.ExecuteContext(ctx)
-	if err == nil {
-		return exitOK
+	code := exitCodeOf(ctx, err)
+	switch {
+	case err == nil || errors.As(err, new(exitCodeError)):
+		// Nothing to say, or the command already said it.
+	case code == exitInterrupted:
+		fmt.Fprintln(f.IO.ErrOut, "anonymize: interrupted; unfinished output was removed")
+	default:
+		msg := strings.TrimSpace(err.Error())
+		fmt.Fprintf(f.IO.ErrOut, "anonymize: error: %s\n", strings.ReplaceAll(msg, "\n", "; "))
+		if code == exitUsage {
+			fmt.Fprintln(f.IO.ErrOut, "Run 'anonymize --help' for usage.")
+		}
 	}
+	return code
+}
+
+// exitCodeOf is the exit status a command's error leads to; the W&B run
+// records it too.
+func exitCodeOf(ctx context.Context, err error) int {
 	var code exitCodeError
-	if errors.As(err, &code) {
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &code):
 		return code.code
-	}
-	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
-		fmt.Fprintln(f.IO.ErrOut, "anonymize: interrupted; no output was written")
+	case ctx.Err() != nil && errors.Is(err, context.Canceled):
 		return exitInterrupted
-	}
-	msg := strings.TrimSpace(err.Error())
-	fmt.Fprintf(f.IO.ErrOut, "anonymize: error: %s\n", strings.ReplaceAll(msg, "\n", "; "))
-	var uerr usageError
-	if errors.As(err, &uerr) || isCobraUsage(err) {
-		fmt.Fprintln(f.IO.ErrOut, "Run 'anonymize --help' for usage.")
+	case errors.As(err, new(usageError)) || isCobraUsage(err):
 		return exitUsage
 	}
 	return exitError

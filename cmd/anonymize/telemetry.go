@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"strconv"
 
@@ -80,23 +79,6 @@ func startTelemetry(ctx context.Context, streams *IOStreams, log *slog.Logger, g
 		Console:        streams.ErrOut,
 		WandB:          export.WandBOptions{Config: o.Config, JobType: jobType},
 	})
-}
-
-// exitCodeOf is the exit status a command's error leads to, for the W&B
-// run's record.
-func exitCodeOf(ctx context.Context, err error) int {
-	var code exitCodeError
-	switch {
-	case err == nil:
-		return exitOK
-	case errors.As(err, &code):
-		return code.code
-	case ctx.Err() != nil && errors.Is(err, context.Canceled):
-		return exitInterrupted
-	case errors.As(err, new(usageError)):
-		return exitUsage
-	}
-	return exitError
 }
 
 // processing is what a command that processes video sets up: telemetry

@@ -1,8 +1,9 @@
 package main
 
 import (
+	"maps"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -69,7 +70,7 @@ func TestTelemetryOTLPAndWandB(t *testing.T) {
 			for _, want := range []string{"anonymize.detected_people", "anonymize.people_per_frame", "anonymize.frames",
 				"anonymize.stage.duration", "anonymize.masks", "anonymize.mask.fallbacks"} {
 				if !metrics[want] {
-					t.Errorf("OTLP: metric %s missing (got %v)", want, keys(metrics))
+					t.Errorf("OTLP: metric %s missing (got %v)", want, slices.Sorted(maps.Keys(metrics)))
 				}
 			}
 			res := recv.Resources()
@@ -212,13 +213,4 @@ func TestTelemetrySinksDownNeverHurtTheJob(t *testing.T) {
 		t.Fatal("no run after sync")
 	}
 	checkWandBRun(t, wrun, scene.Frames)
-}
-
-func keys(m map[string]bool) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

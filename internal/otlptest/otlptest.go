@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"sync"
 	"testing"
-	"time"
 
 	collmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	colltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
@@ -30,8 +29,6 @@ type Receiver struct {
 	resources []map[string]string
 	metrics   []*metricspb.Metric
 	requests  int
-	// Delay, when set, holds every request that long: a slow collector.
-	Delay time.Duration
 }
 
 // Spans returns every span received.
@@ -63,7 +60,6 @@ func (r *Receiver) Requests() int {
 }
 
 func (r *Receiver) addTraces(req *colltrace.ExportTraceServiceRequest) {
-	time.Sleep(r.Delay)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.requests++
@@ -76,7 +72,6 @@ func (r *Receiver) addTraces(req *colltrace.ExportTraceServiceRequest) {
 }
 
 func (r *Receiver) addMetrics(req *collmetrics.ExportMetricsServiceRequest) {
-	time.Sleep(r.Delay)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.requests++

@@ -9,27 +9,17 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/anonymize-dev/anonymize/internal/otlptest"
 	"github.com/anonymize-dev/anonymize/telemetry"
-	"github.com/anonymize-dev/anonymize/telemetry/wandb/wandbtest"
 )
 
 // BenchmarkFrameTelemetry measures what one frame's instrumentation costs
 // the pipeline with OTLP and W&B both on: the 14 spans and the metrics of
 // a frame, exported to in-process receivers.
 func BenchmarkFrameTelemetry(b *testing.B) {
-	_, endpoint := otlptest.StartHTTP(b)
-	wb := wandbtest.NewServer(b, "bench-key")
-	env := map[string]string{
-		"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-		"WANDB_BASE_URL": wb.URL, "WANDB_API_KEY": "bench-key", "WANDB_DIR": b.TempDir(),
-	}
-	for k, v := range env {
-		b.Setenv(k, v)
-	}
+	_, _, getenv := localSinks(b, nil)
 	tel, err := Setup(context.Background(), Options{
 		Sinks:  []Sink{SinkOTLP, SinkWandB},
-		Getenv: func(k string) string { return env[k] },
+		Getenv: getenv,
 		Log:    slog.New(slog.DiscardHandler),
 	})
 	if err != nil {

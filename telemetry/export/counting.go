@@ -2,7 +2,6 @@ package export
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -20,27 +19,26 @@ func (c *spanCounter) Shutdown(context.Context) error                  { return 
 func (c *spanCounter) ForceFlush(context.Context) error                { return nil }
 
 // countingExporter counts the spans its wrapped exporter accepted, and
-// keeps the first error to explain a shortfall.
+// keeps the first error to explain a shortfall. It reports failures only
+// that way: the batch processor would otherwise pass them to the global
+// error handler too, which counts metric export failures.
 type countingExporter struct {
 	sdktrace.SpanExporter
 	sink     Sink
 	exported atomic.Int64
-	failed   atomic.Int64
 
 	mu       sync.Mutex
 	firstErr error
 }
 
 func (e *countingExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
-	err := e.SpanExporter.ExportSpans(ctx, spans)
-	if err != nil {
-		e.failed.Add(int64(len(spans)))
+	if err := e.SpanExporter.ExportSpans(ctx, spans); err != nil {
 		e.mu.Lock()
 		if e.firstErr == nil {
 			e.firstErr = err
 		}
 		e.mu.Unlock()
-		return err
+		return nil
 	}
 	e.exported.Add(int64(len(spans)))
 	return nil
@@ -63,9 +61,6 @@ type errorCounter struct {
 }
 
 func (h *errorCounter) Handle(err error) {
-	if strings.HasPrefix(err.Error(), "traces export") {
-		return // counted per sink by countingExporter
-	}
 	h.n.Add(1)
 	h.mu.Lock()
 	if h.first == nil {

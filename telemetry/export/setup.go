@@ -45,10 +45,6 @@ type Options struct {
 	// SpanBatchTimeout is how long spans wait to be exported in a batch
 	// (default 1 s, so W&B rows and traces show up while a run goes on).
 	SpanBatchTimeout time.Duration
-
-	// Extra readers and span exporters, for tests.
-	extraReaders []sdkmetric.Reader
-	extraSpans   []sdktrace.SpanExporter
 }
 
 // Telemetry is the installed SDK. The zero value (no sinks) does nothing.
@@ -89,7 +85,7 @@ func Setup(ctx context.Context, o Options) (*Telemetry, error) {
 		o.SpanBatchTimeout = time.Second
 	}
 	t := &Telemetry{opts: o, log: o.Log}
-	if len(o.Sinks) == 0 && len(o.extraSpans) == 0 && len(o.extraReaders) == 0 {
+	if len(o.Sinks) == 0 {
 		return t, nil
 	}
 	ok := false
@@ -116,12 +112,9 @@ func Setup(ctx context.Context, o Options) (*Telemetry, error) {
 	}
 
 	if Has(o.Sinks, SinkWandB) {
-		w, err := startWandB(ctx, o, t.gpu)
-		if err != nil {
+		// nil when WANDB_MODE=disabled.
+		if t.wandb, err = startWandB(o, t.gpu); err != nil {
 			return nil, err
-		}
-		if w != nil { // nil when WANDB_MODE=disabled
-			t.wandb = w
 		}
 	}
 
@@ -148,7 +141,6 @@ func Setup(ctx context.Context, o Options) (*Telemetry, error) {
 		t.wandbReader = sdkmetric.NewPeriodicReader(t.wandb.MetricExporter(), sdkmetric.WithInterval(wandbMetricInterval(o.Getenv)))
 		readers = append(readers, t.wandbReader)
 	}
-	readers = append(readers, o.extraReaders...)
 	mopts := []sdkmetric.Option{sdkmetric.WithResource(res)}
 	for _, r := range readers {
 		mopts = append(mopts, sdkmetric.WithReader(r))
@@ -191,9 +183,6 @@ func Setup(ctx context.Context, o Options) (*Telemetry, error) {
 	}
 	if t.wandb != nil {
 		t.wandbSpans = addSpans(SinkWandB, t.wandb.SpanExporter())
-	}
-	for _, exp := range o.extraSpans {
-		addSpans("test", exp)
 	}
 	t.tp = sdktrace.NewTracerProvider(topts...)
 
@@ -240,9 +229,6 @@ func (t *Telemetry) resource(ctx context.Context) (*resource.Resource, error) {
 	// A partial resource (one detector failed) is still worth sending.
 	return res, nil
 }
-
-// Enabled reports whether any sink is active.
-func (t *Telemetry) Enabled() bool { return t != nil && t.tp != nil }
 
 // GPUMemory samples the GPU memory this process uses; nil without NVML.
 func (t *Telemetry) GPUMemory() func() (int64, bool) {

@@ -24,17 +24,9 @@ import (
 // convention names and W&B as system metrics next to the people count,
 // and each frame's root span carries this process's GPU memory.
 func TestSetupWiresGPUToBothSinks(t *testing.T) {
-	recv, endpoint := otlptest.StartHTTP(t)
-	wb := wandbtest.NewServer(t, "k")
-	env := map[string]string{
-		"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
-		"WANDB_BASE_URL":              wb.URL, "WANDB_API_KEY": "k", "WANDB_ENTITY": "e", "WANDB_PROJECT": "p",
-		"WANDB_RUN_ID": "gpurun1", "WANDB_DIR": t.TempDir(), "OTEL_METRIC_EXPORT_INTERVAL": "100000",
-	}
-	for k, v := range env {
-		t.Setenv(k, v) // autoexport reads the process environment
-	}
-	getenv := func(k string) string { return env[k] }
+	recv, wb, getenv := localSinks(t, map[string]string{
+		"WANDB_ENTITY": "e", "WANDB_PROJECT": "p", "WANDB_RUN_ID": "gpurun1", "OTEL_METRIC_EXPORT_INTERVAL": "100000",
+	})
 	var logs bytes.Buffer
 	tel, err := Setup(context.Background(), Options{
 		Sinks: []Sink{SinkOTLP, SinkWandB}, Getenv: getenv, NVML: gputest.H100s(2),
@@ -137,4 +129,24 @@ func TestSetupWithoutNVML(t *testing.T) {
 // NVIDIA driver.
 func noNVMLLib() nvml.Interface {
 	return &mock.Interface{InitFunc: func() nvml.Return { return nvml.ERROR_LIBRARY_NOT_FOUND }}
+}
+
+// localSinks starts an OTLP receiver and a fake W&B server and points the
+// environment at them (plus extra): in the process, which autoexport
+// reads, and in the returned getenv, which W&B's settings read.
+func localSinks(tb testing.TB, extra map[string]string) (*otlptest.Receiver, *wandbtest.Server, func(string) string) {
+	tb.Helper()
+	recv, endpoint := otlptest.StartHTTP(tb)
+	wb := wandbtest.NewServer(tb, "k")
+	env := map[string]string{
+		"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+		"WANDB_BASE_URL": wb.URL, "WANDB_API_KEY": "k", "WANDB_DIR": tb.TempDir(),
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	for k, v := range env {
+		tb.Setenv(k, v)
+	}
+	return recv, wb, func(k string) string { return env[k] }
 }

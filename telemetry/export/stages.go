@@ -23,6 +23,9 @@ type stageMetrics struct {
 
 	mu   sync.Mutex
 	live map[trace.SpanID]spanNode
+	// attrs holds one attribute option per stage name: the same dozen
+	// stages recur every frame, so their sets are built once.
+	attrs map[string]metric.RecordOption
 }
 
 type spanNode struct {
@@ -37,7 +40,7 @@ func newStageMetrics(m metric.Meter) (*stageMetrics, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &stageMetrics{hist: h, live: map[trace.SpanID]spanNode{}}, nil
+	return &stageMetrics{hist: h, live: map[trace.SpanID]spanNode{}, attrs: map[string]metric.RecordOption{}}, nil
 }
 
 func (p *stageMetrics) OnStart(_ context.Context, s sdktrace.ReadWriteSpan) {
@@ -57,14 +60,19 @@ func (p *stageMetrics) OnEnd(s sdktrace.ReadOnlySpan) {
 	p.mu.Lock()
 	node, ok := p.live[s.SpanContext().SpanID()]
 	delete(p.live, s.SpanContext().SpanID())
-	p.mu.Unlock()
 	if !ok {
 		node.name = s.Name()
 	}
+	opt, ok := p.attrs[node.name]
+	if !ok {
+		opt = metric.WithAttributeSet(attribute.NewSet(attribute.String(telemetry.AttrStage, node.name)))
+		p.attrs[node.name] = opt
+	}
+	p.mu.Unlock()
 	d := s.EndTime().Sub(s.StartTime()).Seconds()
 	// The span's own context, so the sample's exemplar points at its trace.
 	ctx := trace.ContextWithSpanContext(context.Background(), s.SpanContext())
-	p.hist.Record(ctx, d, metric.WithAttributes(attribute.String(telemetry.AttrStage, node.name)))
+	p.hist.Record(ctx, d, opt)
 }
 
 func (p *stageMetrics) Shutdown(context.Context) error   { return nil }

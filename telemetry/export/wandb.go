@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -83,7 +82,7 @@ func (w *wandbRun) Finish(ctx context.Context, exitCode int) string {
 }
 
 // startWandB starts the W&B run, or returns nil when WANDB_MODE=disabled.
-func startWandB(_ context.Context, o Options, g *gpu.Collector) (wandbSink, error) {
+func startWandB(o Options, g *gpu.Collector) (wandbSink, error) {
 	settings, err := wandb.SettingsFromEnv(o.Getenv)
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: W&B: %w", err)
@@ -92,11 +91,10 @@ func startWandB(_ context.Context, o Options, g *gpu.Collector) (wandbSink, erro
 		o.Log.Info("W&B off: WANDB_MODE=disabled")
 		return nil, nil
 	}
-	quiet := &demoteAfterStart{Handler: o.Log.Handler()}
 	opts := wandb.Options{
 		Settings: settings,
 		Config:   o.WandB.Config,
-		Logger:   slog.New(quiet),
+		Logger:   o.Log,
 		Program:  "anonymize",
 		JobType:  o.WandB.JobType,
 	}
@@ -107,30 +105,5 @@ func startWandB(_ context.Context, o Options, g *gpu.Collector) (wandbSink, erro
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: W&B: %w", err)
 	}
-	quiet.started.Store(true)
 	return &wandbRun{run: run, log: o.Log}, nil
-}
-
-// demoteAfterStart turns the W&B run's warnings into information once the
-// run has started: trouble uploading during the job is reported once, in
-// the closing telemetry warning, like a collector that is down, rather than
-// in the middle of the progress bar. Warnings at start (no API key, say)
-// stay warnings.
-type demoteAfterStart struct {
-	slog.Handler
-	started atomic.Bool
-}
-
-func (h *demoteAfterStart) Handle(ctx context.Context, r slog.Record) error {
-	if h.started.Load() && r.Level == slog.LevelWarn {
-		r.Level = slog.LevelInfo
-	}
-	if !h.Handler.Enabled(ctx, r.Level) {
-		return nil
-	}
-	return h.Handler.Handle(ctx, r)
-}
-
-func (h *demoteAfterStart) Enabled(ctx context.Context, l slog.Level) bool {
-	return h.Handler.Enabled(ctx, l) || l == slog.LevelWarn
 }

@@ -54,15 +54,12 @@ type syncState struct {
 	// SummarySHA256 is the hash of the wandb-summary.json content the
 	// server last acknowledged; the summary is up to date when it matches
 	// the file's.
-	SummarySHA256 string `json:"summary_sha256,omitempty"`
-	// SummarySent says the summary file, as it was at the last upload,
-	// had been sent.
-	SummarySent bool       `json:"summary_sent"`
-	Completed   bool       `json:"completed"`
-	ExitCode    *int       `json:"exit_code,omitempty"`
-	UpdatedAt   time.Time  `json:"updated_at"`
-	LastError   string     `json:"last_error,omitempty"`
-	CompletedAt *time.Time `json:"completed_at,omitempty"`
+	SummarySHA256 string     `json:"summary_sha256,omitempty"`
+	Completed     bool       `json:"completed"`
+	ExitCode      *int       `json:"exit_code,omitempty"`
+	UpdatedAt     time.Time  `json:"updated_at"`
+	LastError     string     `json:"last_error,omitempty"`
+	CompletedAt   *time.Time `json:"completed_at,omitempty"`
 }
 
 func readJSONFile(path string, v any) error {
@@ -167,13 +164,12 @@ type localWriter struct {
 	wake      chan struct{}
 	wakeLines int
 
-	history, events     *os.File
-	historyW, eventsW   *bufio.Writer
-	historyN, eventsN   int
-	unsignaled          int
-	last                map[string]any // the last value of every history key
-	lastDirty           bool
-	lastRuntime, lastTS float64
+	history, events   *os.File
+	historyW, eventsW *bufio.Writer
+	historyN, eventsN int
+	unsignaled        int
+	last              map[string]any // the last value of every history key
+	lastDirty         bool
 
 	errOnce sync.Once
 	err     error // the first write error; later lines are counted lost
@@ -212,7 +208,8 @@ func newLocalWriter(dir string, start time.Time, queue int, summary *summaryStat
 func (w *localWriter) fail(err error) {
 	w.errOnce.Do(func() {
 		w.err = err
-		w.log.Warn("W&B: cannot write the local run, its data is incomplete from here on", "dir", w.dir, "err", err)
+		// Reported again, as Result.LocalErr, when the run finishes.
+		w.log.Info("W&B: cannot write the local run, its data is incomplete from here on", "dir", w.dir, "err", err)
 	})
 }
 

@@ -1,10 +1,7 @@
 package wandb
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -181,8 +178,10 @@ func Start(opts Options) (*Run, error) {
 
 	if r.mode == ModeOnline {
 		c := &client{base: s.BaseURL, apiKey: s.APIKey, opts: up, onRetry: func(err error) {
+			// Info, not a warning: trouble during the run is summed up
+			// once, in Finish's Result, like a collector that is down.
 			r.warnOnce.Do(func() {
-				log.Warn("W&B: upload failing, retrying in the background; the run is saved locally meanwhile", "dir", r.dir, "err", err)
+				log.Info("W&B: upload failing, retrying in the background; the run is saved locally meanwhile", "dir", r.dir, "err", err)
 			})
 		}}
 		u, err := newUploader(c, r.dir, r.info, syncState{}, s.Entity, s.Project)
@@ -206,9 +205,6 @@ func (r *Run) Mode() Mode { return r.mode }
 // Dir is the local run folder ("" when disabled), the argument `anonymize
 // wandb sync` takes.
 func (r *Run) Dir() string { return r.dir }
-
-// ID is the W&B run id.
-func (r *Run) ID() string { return r.settings.RunID }
 
 // SpanExporter receives the program's spans, best through a
 // BatchSpanProcessor: each process_single_frame trace becomes a history
@@ -313,7 +309,7 @@ func (r *Run) upload(ctx context.Context, interval time.Duration) {
 	stop := func(err error) {
 		r.upErr = err
 		if ctx.Err() == nil {
-			r.log.Warn(fmt.Sprintf("W&B: upload stopped, the run is saved in %s; upload it later with `%s %s`", r.dir, SyncCommand, r.dir), "err", err)
+			r.log.Info(fmt.Sprintf("W&B: upload stopped, the run is saved in %s; upload it later with `%s %s`", r.dir, SyncCommand, r.dir), "err", err)
 		}
 	}
 	if err := r.up.create(ctx); err != nil {
@@ -465,7 +461,8 @@ func (r *Run) finish(ctx context.Context, exitCode int) Result {
 		r.upCancel()
 		st := r.up.state
 		res.UploadedHistoryRows, res.UploadedEvents, res.Completed = st.HistoryLines, st.EventsLines, st.Completed
-		res.SummaryUploaded = st.SummarySHA256 != "" && st.SummarySHA256 == fileHash(filepath.Join(r.dir, filesDirName, summaryFileName))
+		_, hash, _ := readSummary(r.dir)
+		res.SummaryUploaded = hash != "" && st.SummarySHA256 == hash
 		if st.Entity != "" {
 			res.RunURL = runURL(r.settings.BaseURL, st.Entity, st.Project, r.info.ID)
 		}
@@ -496,13 +493,4 @@ func (r *Run) finish(ctx context.Context, exitCode int) Result {
 			res.UploadedHistoryRows, res.HistoryRows, why, SyncCommand, r.dir)
 	}
 	return res
-}
-
-func fileHash(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	h := sha256.Sum256(bytes.TrimSpace(b))
-	return hex.EncodeToString(h[:])
 }

@@ -428,15 +428,9 @@ func (u *uploader) push(ctx context.Context, exitCode *int) (more bool, err erro
 	if err != nil {
 		return false, u.fail(err)
 	}
-	summary, err := os.ReadFile(filepath.Join(u.dir, filesDirName, summaryFileName))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return false, u.fail(fmt.Errorf("read the summary: %w", err))
-	}
-	summary = bytes.TrimSpace(summary)
-	sumHash := ""
-	if len(summary) > 0 {
-		h := sha256.Sum256(summary)
-		sumHash = hex.EncodeToString(h[:])
+	summary, sumHash, err := readSummary(u.dir)
+	if err != nil {
+		return false, u.fail(err)
 	}
 
 	more = hmore || emore
@@ -475,7 +469,6 @@ func (u *uploader) push(ctx context.Context, exitCode *int) (more bool, err erro
 	if _, ok := files[summaryFileName]; ok {
 		u.state.SummarySHA256 = sumHash
 	}
-	u.state.SummarySent = sumHash != "" && sumHash == u.state.SummarySHA256
 	if complete {
 		now := time.Now().UTC()
 		u.state.Completed, u.state.ExitCode, u.state.CompletedAt = true, exitCode, &now
@@ -488,23 +481,36 @@ func (u *uploader) push(ctx context.Context, exitCode *int) (more bool, err erro
 }
 
 // pushAll sends batches until the files hold nothing new.
-func (u *uploader) pushAll(ctx context.Context) error {
+func (u *uploader) pushAll(ctx context.Context) error { return u.pushUntilDone(ctx, nil) }
+
+// finish sends the rest and then the completion.
+func (u *uploader) finish(ctx context.Context, exitCode int) error {
+	return u.pushUntilDone(ctx, &exitCode)
+}
+
+func (u *uploader) pushUntilDone(ctx context.Context, exitCode *int) error {
 	for {
-		more, err := u.push(ctx, nil)
+		more, err := u.push(ctx, exitCode)
 		if err != nil || !more {
 			return err
 		}
 	}
 }
 
-// finish sends the rest and then the completion.
-func (u *uploader) finish(ctx context.Context, exitCode int) error {
-	for {
-		more, err := u.push(ctx, &exitCode)
-		if err != nil || !more {
-			return err
-		}
+// readSummary returns a run's wandb-summary.json, trimmed, and the hash
+// that tells whether the server has this version ("" when there is none).
+// Uploading and reporting both compare with it, so they cannot disagree.
+func readSummary(dir string) (summary []byte, hash string, err error) {
+	summary, err = os.ReadFile(filepath.Join(dir, filesDirName, summaryFileName))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, "", fmt.Errorf("read the summary: %w", err)
 	}
+	summary = bytes.TrimSpace(summary)
+	if len(summary) == 0 {
+		return nil, "", nil
+	}
+	h := sha256.Sum256(summary)
+	return summary, hex.EncodeToString(h[:]), nil
 }
 
 func (u *uploader) fileStreamURL() string {

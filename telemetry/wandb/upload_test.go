@@ -87,7 +87,7 @@ func TestOnlineUpload(t *testing.T) {
 				t.Errorf("completion: complete=%v exit=%v count=%d, want exit code %d once", run.Complete, run.ExitCode, run.CompleteCount, exitCode)
 			}
 			st := localSync(t, r.Dir())
-			if !st.Completed || !st.SummarySent || st.Entity != wandbtest.DefaultEntity || st.HistoryLines != 7 || st.EventsLines != 3 {
+			if !st.Completed || st.Entity != wandbtest.DefaultEntity || st.HistoryLines != 7 || st.EventsLines != 3 {
 				t.Errorf("sync.json: %+v", st)
 			}
 			ri, err := readRunInfo(r.Dir())

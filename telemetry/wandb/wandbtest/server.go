@@ -52,7 +52,6 @@ type Request struct {
 	Path     string
 	Status   int    // what was answered; 0 for a dropped connection
 	Fault    string // the fault played, if any
-	Body     []byte
 }
 
 // File is one streamed file of a run.
@@ -305,7 +304,7 @@ func (s *Server) serve(endpoint string, handle func(*http.Request, []byte) answe
 		}
 		s.mu.Lock()
 		idx := len(s.requests)
-		s.requests = append(s.requests, Request{Endpoint: endpoint, Path: r.URL.Path, Body: body})
+		s.requests = append(s.requests, Request{Endpoint: endpoint, Path: r.URL.Path})
 		logged := func(status int, fault string) {
 			s.requests[idx].Status, s.requests[idx].Fault = status, fault
 		}
