@@ -215,6 +215,37 @@ func testOptions(in, out string) Options {
 	}
 }
 
+// runResult is what Run returned in a background goroutine.
+type runResult struct {
+	sum Summary
+	err error
+}
+
+type pendingRun chan runResult
+
+// startRun runs Run in the background, for tests that act while it runs.
+func startRun(ctx context.Context, opts Options, p Processor, hooks Hooks) pendingRun {
+	done := make(pendingRun, 1)
+	go func() {
+		sum, err := Run(ctx, opts, p, hooks)
+		done <- runResult{sum, err}
+	}()
+	return done
+}
+
+// wait returns Run's result. The limit only keeps a Run that never returns
+// (one that failed to cancel its work) from hanging the test binary.
+func (r pendingRun) wait(t *testing.T) runResult {
+	t.Helper()
+	select {
+	case res := <-r:
+		return res
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return within 20 s")
+		return runResult{}
+	}
+}
+
 // runOK runs a batch that must not fail as a whole.
 func runOK(t *testing.T, opts Options, p Processor, hooks Hooks) Summary {
 	t.Helper()

@@ -76,6 +76,9 @@ func TestRunProcessesEveryFile(t *testing.T) {
 	if planned != 3 || len(events) != 6 || overlaps != 0 {
 		t.Errorf("hooks: planned %d, events %v, overlapping calls %d; want 3, 6 events, 0", planned, events, overlaps)
 	}
+	if len(frames) != 3 {
+		t.Errorf("Frame hook heard from %d files, want 3: %v", len(frames), frames)
+	}
 	for rel, n := range frames {
 		if n != fakeFrames {
 			t.Errorf("Frame hook called %d times for %s, want %d", n, rel, fakeFrames)
@@ -443,7 +446,13 @@ func TestRunFailFastCancelsRunningFiles(t *testing.T) {
 	opts := testOptions(in, out)
 	opts.FailFast, opts.Jobs = true, 3
 	p := newFakeProc()
-	sum := runOK(t, opts, p, Hooks{}) // c fails while a and b block; only cancellation ends them
+	// c fails while a and b block; only cancellation ends them, so a Run
+	// that does not cancel would never return.
+	res := startRun(context.Background(), opts, p, Hooks{}).wait(t)
+	if res.err != nil {
+		t.Fatalf("Run: %v", res.err)
+	}
+	sum := res.sum
 	want := map[string]string{"a.mp4": "pending/new", "b.mp4": "pending/new", "c.mp4": "failed/new", "d.mp4": "pending/new"}
 	if got := statuses(sum.Files); !maps.Equal(got, want) {
 		t.Errorf("statuses %v, want %v", got, want)
@@ -466,15 +475,7 @@ func TestRunJobsRunConcurrently(t *testing.T) {
 	opts := testOptions(in, out)
 	opts.Jobs = jobs
 	p := newFakeProc()
-	type result struct {
-		sum Summary
-		err error
-	}
-	done := make(chan result)
-	go func() {
-		sum, err := Run(context.Background(), opts, p, Hooks{})
-		done <- result{sum, err}
-	}()
+	run := startRun(context.Background(), opts, p, Hooks{})
 	p.waitEntered(t, jobs)
 	// With jobs videos in flight, the report on disk shows them running.
 	r := readReport(t, filepath.Join(out, "anonymize-report.json"))
@@ -483,7 +484,7 @@ func TestRunJobsRunConcurrently(t *testing.T) {
 		t.Errorf("report at start: %s, %+v", r.RunStatus, r.Totals.Files)
 	}
 	close(p.release)
-	res := <-done
+	res := run.wait(t)
 	if res.err != nil {
 		t.Fatal(res.err)
 	}
@@ -516,11 +517,7 @@ func TestRunReportAfterCrash(t *testing.T) {
 	p := newFakeProc()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	done := make(chan error)
-	go func() {
-		_, err := Run(ctx, opts, p, Hooks{})
-		done <- err
-	}()
+	run := startRun(ctx, opts, p, Hooks{})
 	p.waitEntered(t, 1)
 	reportPath := filepath.Join(out, "anonymize-report.json")
 	crashed, err := os.ReadFile(reportPath)
@@ -528,7 +525,7 @@ func TestRunReportAfterCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	cancel()
-	<-done
+	run.wait(t)
 
 	if err := validateReportJSON(t, crashed); err != nil {
 		t.Errorf("report written mid-run does not match the schema: %v\n%s", err, crashed)
@@ -557,18 +554,10 @@ func TestRunCancelThenResume(t *testing.T) {
 	p.leaveTemp = true // as if the encoder had been killed
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	type result struct {
-		sum Summary
-		err error
-	}
-	done := make(chan result)
-	go func() {
-		sum, err := Run(ctx, opts, p, Hooks{})
-		done <- result{sum, err}
-	}()
+	run := startRun(ctx, opts, p, Hooks{})
 	p.waitEntered(t, 2) // b and c in flight, a done
 	cancel()
-	res := <-done
+	res := run.wait(t)
 	if !errors.Is(res.err, context.Canceled) || ExitCode(res.sum, res.err) != 130 {
 		t.Fatalf("Run returned %v (exit %d), want an interruption (130)", res.err, ExitCode(res.sum, res.err))
 	}
@@ -645,28 +634,6 @@ func TestRunDryRun(t *testing.T) {
 	}
 }
 
-func TestRunRefusesSecondRunOnSameShard(t *testing.T) {
-	in, out := testDirs(t, threeVideos)
-	lockDir := filepath.Join(out, ".anonymize")
-	if err := os.MkdirAll(lockDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	unlock, err := lockFile(filepath.Join(lockDir, "lock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = Run(context.Background(), testOptions(in, out), newFakeProc(), Hooks{})
-	if !errors.Is(err, errLocked) {
-		t.Errorf("Run while another holds the lock: %v", err)
-	}
-	// Another shard has its own lock.
-	opts := testOptions(in, out)
-	opts.Shard = ShardSpec{Index: 1, Count: 2}
-	runOK(t, opts, newFakeProc(), Hooks{})
-	unlock()
-	runOK(t, testOptions(in, out), newFakeProc(), Hooks{})
-}
-
 func TestRunOptionErrors(t *testing.T) {
 	in, out := testDirs(t, threeVideos)
 	tests := []struct {
@@ -675,7 +642,7 @@ func TestRunOptionErrors(t *testing.T) {
 		p      Processor
 	}{
 		{"shard index out of range", func(o *Options) { o.Shard = ShardSpec{Index: 2, Count: 2} }, newFakeProc()},
-		{"output inside input", func(o *Options) { o.OutDir = in }, newFakeProc()},
+		{"output is the input", func(o *Options) { o.OutDir = in }, newFakeProc()},
 		{"bad pattern", func(o *Options) { o.Include = []string{"["} }, newFakeProc()},
 	}
 	for _, tt := range tests {

@@ -89,34 +89,67 @@ func Shard(items []Item, index, count int) []Item {
 	return out
 }
 
-// ShardFromEnv reads the shard defaults from EnvShardIndex and
-// EnvShardCount. Neither set means the whole dataset. Only one of them set
-// is an error: every pod would otherwise process the whole dataset (or
-// the same shard), which silently multiplies the work.
-func ShardFromEnv(getenv func(string) string) (ShardSpec, error) {
-	idxStr := strings.TrimSpace(getenv(EnvShardIndex))
-	cntStr := strings.TrimSpace(getenv(EnvShardCount))
-	switch {
-	case idxStr == "" && cntStr == "":
-		return ShardSpec{Index: 0, Count: 1}, nil
-	case cntStr == "":
-		return ShardSpec{}, usagef("%s=%s is set but %s is not; set it to the number of shards (the Job's completions)",
-			EnvShardIndex, idxStr, EnvShardCount)
-	case idxStr == "":
-		return ShardSpec{}, usagef("%s=%s is set but %s is not; set it to this machine's shard, 0 to %s-1",
-			EnvShardCount, cntStr, EnvShardIndex, EnvShardCount)
-	}
-	idx, err := strconv.Atoi(idxStr)
+// ResolveShard completes the shard given on the command line from the
+// environment of a Kubernetes Indexed Job: index and count are nil where
+// --shard-index or --shard-count was not given, and then come from
+// EnvShardIndex and EnvShardCount. A given flag never reads its variable,
+// so a stale one cannot stop a run whose flags say it all. Neither half
+// given anywhere means the whole dataset. Only one is an error: every pod
+// would otherwise process the whole dataset (or the same shard), which
+// silently multiplies the work.
+func ResolveShard(index, count *int, getenv func(string) string) (ShardSpec, error) {
+	idx, err := resolveShardHalf(index, "--shard-index", EnvShardIndex, getenv)
 	if err != nil {
-		return ShardSpec{}, usagef("%s=%q: not a whole number", EnvShardIndex, idxStr)
+		return ShardSpec{}, err
 	}
-	cnt, err := strconv.Atoi(cntStr)
-	if err != nil || cnt < 1 {
-		return ShardSpec{}, usagef("%s=%q: must be a whole number of at least 1", EnvShardCount, cntStr)
+	cnt, err := resolveShardHalf(count, "--shard-count", EnvShardCount, getenv)
+	if err != nil {
+		return ShardSpec{}, err
 	}
-	s := ShardSpec{Index: idx, Count: cnt}
+	switch {
+	case idx.from == "" && cnt.from == "":
+		return ShardSpec{Index: 0, Count: 1}, nil
+	case cnt.from == "":
+		return ShardSpec{}, usagef("%s is given but not the number of shards; give --shard-count or set %s (the Job's completions)",
+			idx, EnvShardCount)
+	case idx.from == "":
+		return ShardSpec{}, usagef("%s is given but not this machine's shard; give --shard-index or set %s, 0 to %d",
+			cnt, EnvShardIndex, cnt.n-1)
+	case cnt.n < 1:
+		return ShardSpec{}, usagef("%s: must be at least 1", cnt)
+	}
+	s := ShardSpec{Index: idx.n, Count: cnt.n}
 	if err := s.Validate(); err != nil {
-		return ShardSpec{}, usagef("%s=%d, %s=%d: %w", EnvShardIndex, idx, EnvShardCount, cnt, err)
+		return ShardSpec{}, usagef("%s, %s: %w", idx, cnt, err)
 	}
 	return s, nil
+}
+
+// shardHalf is an index or count and where it came from ("" when nowhere).
+type shardHalf struct {
+	n      int
+	from   string
+	isFlag bool
+}
+
+func (h shardHalf) String() string {
+	if h.isFlag {
+		return fmt.Sprintf("%s %d", h.from, h.n)
+	}
+	return fmt.Sprintf("%s=%d", h.from, h.n)
+}
+
+func resolveShardHalf(flagValue *int, flag, env string, getenv func(string) string) (shardHalf, error) {
+	if flagValue != nil {
+		return shardHalf{n: *flagValue, from: flag, isFlag: true}, nil
+	}
+	v := strings.TrimSpace(getenv(env))
+	if v == "" {
+		return shardHalf{}, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return shardHalf{}, usagef("%s=%q: not a whole number", env, v)
+	}
+	return shardHalf{n: n, from: env}, nil
 }

@@ -67,27 +67,36 @@ func TestShardAddingFilesMovesNone(t *testing.T) {
 	}
 }
 
-func TestShardFromEnv(t *testing.T) {
+func TestResolveShard(t *testing.T) {
+	flag := func(n int) *int { return &n }
 	tests := []struct {
-		name       string
-		index, cnt string
-		want       ShardSpec
-		wantErr    string
+		name         string
+		index, cnt   string // the environment
+		fIndex, fCnt *int   // the flags, nil when not given
+		want         ShardSpec
+		wantErr      string
 	}{
 		{name: "unset", want: ShardSpec{Index: 0, Count: 1}},
 		{name: "indexed job", index: "3", cnt: "8", want: ShardSpec{Index: 3, Count: 8}},
 		{name: "last shard", index: "7", cnt: "8", want: ShardSpec{Index: 7, Count: 8}},
-		{name: "index out of range", index: "8", cnt: "8", wantErr: "between 0 and 7"},
+		{name: "index out of range", index: "8", cnt: "8", wantErr: EnvShardIndex + "=8, " + EnvShardCount + "=8: shard index 8: must be between 0 and 7"},
 		{name: "negative index", index: "-1", cnt: "8", wantErr: "between 0 and 7"},
-		{name: "zero count", index: "0", cnt: "0", wantErr: "at least 1"},
-		{name: "index without count", index: "2", wantErr: EnvShardCount + " is not"},
-		{name: "count without index", cnt: "4", wantErr: EnvShardIndex + " is not"},
+		{name: "zero count", index: "0", cnt: "0", wantErr: EnvShardCount + "=0: must be at least 1"},
+		{name: "index without count", index: "2", wantErr: EnvShardIndex + "=2 is given but not the number of shards"},
+		{name: "count without index", cnt: "4", wantErr: EnvShardCount + "=4 is given but not this machine's shard"},
 		{name: "not a number", index: "two", cnt: "4", wantErr: "not a whole number"},
+		{name: "flags", fIndex: flag(1), fCnt: flag(3), want: ShardSpec{Index: 1, Count: 3}},
+		{name: "flags ignore a broken environment", index: "two", cnt: "4", fIndex: flag(1), fCnt: flag(3), want: ShardSpec{Index: 1, Count: 3}},
+		{name: "count flag, index from the job", index: "2", fCnt: flag(3), want: ShardSpec{Index: 2, Count: 3}},
+		{name: "index flag, count from the environment", cnt: "4", fIndex: flag(0), want: ShardSpec{Index: 0, Count: 4}},
+		{name: "count flag without index", fCnt: flag(3), wantErr: "--shard-count 3 is given but not this machine's shard; give --shard-index or set " + EnvShardIndex},
+		{name: "index flag without count", fIndex: flag(1), wantErr: "--shard-index 1 is given but not the number of shards; give --shard-count"},
+		{name: "flag index out of range", index: "3", fCnt: flag(3), wantErr: EnvShardIndex + "=3, --shard-count 3: shard index 3"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			env := map[string]string{EnvShardIndex: tt.index, EnvShardCount: tt.cnt}
-			got, err := ShardFromEnv(func(k string) string { return env[k] })
+			got, err := ResolveShard(tt.fIndex, tt.fCnt, func(k string) string { return env[k] })
 			if tt.wantErr != "" {
 				if err == nil || !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error %v, want a usage error containing %q", err, tt.wantErr)

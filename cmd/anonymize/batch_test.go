@@ -203,6 +203,17 @@ func TestBatchTree(t *testing.T) {
 	if r.code != 3 {
 		t.Errorf("fail-fast: exit %d, want 3\n%s", r.code, r.stderr)
 	}
+	// Files go in path order, so the broken one is first.
+	rep = readReport(t, filepath.Join(out2, "anonymize-report.json"))
+	wantStopped := map[string]string{
+		"day2/broken/cut.mp4": "failed", "day2/c.mov": "pending", "day2/locked.mp4": "pending", "day2/notes.mp4": "pending", "day2/readme.txt": "pending",
+	}
+	if got := statuses(rep); rep.RunStatus != batch.RunStopped || !maps.Equal(got, wantStopped) {
+		t.Errorf("fail-fast report: run %s, %v; want %s, %v", rep.RunStatus, got, batch.RunStopped, wantStopped)
+	}
+	if got := outputTree(t, out2); len(got) != 0 {
+		t.Errorf("fail-fast wrote %v, want nothing", got)
+	}
 }
 
 // TestBatchKilledAndResumed kills a batch with SIGKILL mid-run: the output

@@ -103,26 +103,21 @@ func NewCmdBatch(f *Factory, runF func(context.Context, *BatchOptions) error) *c
 	return cmd
 }
 
-// resolveShard fills the shard from the flags, or from the environment of a
-// Kubernetes Indexed Job when the flags are not given.
+// resolveShard fills the shard from the flags that were given, and from
+// the environment of a Kubernetes Indexed Job for those that were not.
 func (o *BatchOptions) resolveShard(fs *pflag.FlagSet, getenv func(string) string) error {
-	env, err := batch.ShardFromEnv(getenv)
+	var index, count *int
+	if fs.Changed("shard-index") {
+		index = &o.ShardIndex
+	}
+	if fs.Changed("shard-count") {
+		count = &o.ShardCount
+	}
+	s, err := batch.ResolveShard(index, count, getenv)
 	if err != nil {
 		return err
 	}
-	if !fs.Changed("shard-index") {
-		o.ShardIndex = env.Index
-	}
-	if !fs.Changed("shard-count") {
-		o.ShardCount = env.Count
-	}
-	if o.ShardCount == 0 {
-		o.ShardCount = 1
-	}
-	spec := batch.ShardSpec{Index: o.ShardIndex, Count: o.ShardCount}
-	if err := spec.Validate(); err != nil {
-		return fmt.Errorf("--shard-index/--shard-count: %w", err)
-	}
+	o.ShardIndex, o.ShardCount = s.Index, s.Count
 	return nil
 }
 

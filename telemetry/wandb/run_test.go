@@ -2,6 +2,9 @@ package wandb
 
 import (
 	"context"
+	"errors"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"regexp"
 	"testing"
@@ -25,6 +28,11 @@ func TestFullQueueDropsAndCounts(t *testing.T) {
 	res := finish(t, r, 10*time.Second, 0)
 	if res.Events+res.Dropped.QueueFull != n {
 		t.Errorf("%d written + %d dropped, want %d in all", res.Events, res.Dropped.QueueFull, n)
+	}
+	// A queue of one cannot take 2000 exports as fast as they come: the
+	// caller must not wait, so some are dropped.
+	if res.Dropped.QueueFull == 0 {
+		t.Error("nothing dropped: the exports waited for the writer instead of dropping")
 	}
 	if got := len(localEvents(t, r.Dir())); got != res.Events {
 		t.Errorf("file has %d lines, result says %d", got, res.Events)
@@ -65,9 +73,8 @@ func TestRunFolder(t *testing.T) {
 	if ri.ExitCode == nil || *ri.ExitCode != 4 || ri.EndTime == nil {
 		t.Errorf("exit code %v, end %v", ri.ExitCode, ri.EndTime)
 	}
-	st := localSync(t, r.Dir())
-	if st.Completed || st.HistoryLines != 0 {
-		t.Errorf("an offline run has uploaded nothing: %+v", st)
+	if _, err := os.Stat(filepath.Join(r.Dir(), syncFileName)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("an offline run has uploaded nothing, yet %s exists (err %v)", syncFileName, err)
 	}
 	if !regexp.MustCompile(`offline in .*; upload it with .anonymize wandb sync `).MatchString(r.Finish(context.Background(), 0).Message) {
 		t.Errorf("offline message: %q", r.Finish(context.Background(), 0).Message)

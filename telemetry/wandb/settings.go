@@ -59,7 +59,7 @@ type UploadOptions struct {
 	// single longer line still goes, alone.
 	MaxBatchBytes int
 	// RetryInitial is the first backoff (default 500 ms); each retry
-	// doubles it, with full jitter, up to RetryMax (default 30 s).
+	// doubles it, with jitter, up to RetryMax (default 30 s).
 	RetryInitial, RetryMax time.Duration
 	// SyncAttempts caps the attempts of one request during Sync (default
 	// 8). The online uploader retries until Run.Finish's deadline instead.

@@ -125,6 +125,10 @@ func TestIncompleteFrames(t *testing.T) {
 	c.End()
 	other.End()
 	roots[2].End() // only the last frame completes
+	// A frame still open when the run finishes is counted at Finish.
+	ctx4, _ := tr.Start(context.Background(), FrameSpanName, trace.WithNewRoot())
+	_, c4 := tr.Start(ctx4, "decode")
+	c4.End()
 
 	shutdown(t, tp)
 	res := finish(t, r, 5*time.Second, 0)
@@ -132,9 +136,10 @@ func TestIncompleteFrames(t *testing.T) {
 		t.Errorf("%d rows, want 1 (the only frame whose root ended)", res.HistoryRows)
 	}
 	// With room for two pending traces, frame 0's goes when frame 2's
-	// comes and frame 1's when the models.pull trace comes.
-	if res.Dropped.IncompleteTraces != 2 {
-		t.Errorf("IncompleteTraces = %d, want 2", res.Dropped.IncompleteTraces)
+	// comes and frame 1's when the models.pull trace comes; the open
+	// frame is still pending at Finish.
+	if res.Dropped.IncompleteTraces != 3 {
+		t.Errorf("IncompleteTraces = %d, want 3", res.Dropped.IncompleteTraces)
 	}
 	rows := localHistory(t, r.Dir())
 	if len(rows) == 1 {

@@ -2,8 +2,11 @@ package wandb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -289,6 +292,9 @@ func TestModes(t *testing.T) {
 				if r.Dir() != "" || res.HistoryRows != 0 {
 					t.Errorf("disabled run wrote something: dir %q, %+v", r.Dir(), res)
 				}
+				if ents, err := os.ReadDir(s.Dir); err != nil || len(ents) != 0 {
+					t.Errorf("disabled run left %d entries in %s (err %v)", len(ents), s.Dir, err)
+				}
 				return
 			}
 			if !strings.HasPrefix(filepath.Base(r.Dir()), tc.prefix) || !strings.HasSuffix(r.Dir(), "-modes001") {
@@ -296,6 +302,44 @@ func TestModes(t *testing.T) {
 			}
 			if res.HistoryRows != 2 || !strings.Contains(res.Message, SyncCommand) {
 				t.Errorf("result %+v", res)
+			}
+		})
+	}
+}
+
+// A server that says when to come back is believed, up to RetryMax, so a
+// rate-limited client neither hammers it nor sleeps for minutes.
+func TestBackoffHonoursRetryAfter(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "2")
+		http.Error(w, "slow down", http.StatusTooManyRequests)
+	}))
+	defer srv.Close()
+	c := &client{base: srv.URL, apiKey: testKey, opts: UploadOptions{
+		RetryInitial: 10 * time.Millisecond, RetryMax: 5 * time.Second,
+		RequestTimeout: 5 * time.Second, HTTPClient: srv.Client(),
+	}}
+	_, err := c.once(context.Background(), srv.URL, []byte("{}"))
+	var ae *apiError
+	if !errors.As(err, &ae) || ae.code != http.StatusTooManyRequests || ae.retryAfter != 2*time.Second {
+		t.Fatalf("once = %#v, want a 429 with Retry-After 2s", err)
+	}
+	for _, tc := range []struct {
+		name     string
+		retryMax time.Duration
+		err      error
+		lo, hi   time.Duration
+	}{
+		{"Retry-After beyond the backoff", 5 * time.Second, err, 2 * time.Second, 2 * time.Second},
+		{"Retry-After capped at RetryMax", time.Second, err, time.Second, time.Second},
+		{"no Retry-After: jittered backoff", 5 * time.Second, errors.New("connection reset"), 5 * time.Millisecond, 10 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c.opts.RetryMax = tc.retryMax
+			for range 50 {
+				if d := c.backoff(1, tc.err); d < tc.lo || d > tc.hi {
+					t.Fatalf("backoff = %v, want within [%v, %v]", d, tc.lo, tc.hi)
+				}
 			}
 		})
 	}
