@@ -68,7 +68,7 @@ func TestRunWithEngine(t *testing.T) {
 	if got := outputTree(t, out); len(got) != 2 || got["a.mp4"] == "" || got["sub/b.mkv"] == "" {
 		t.Errorf("output tree has %d files, want a.mp4 and sub/b.mkv", len(got))
 	}
-	if left := listDir(t, filepath.Join(out, ".anonymize", "tmp")); len(left) != 0 {
+	if left := testutil.DirNames(t, filepath.Join(out, ".anonymize", "tmp")); len(left) != 0 {
 		t.Errorf("tmp folder holds %v", left)
 	}
 

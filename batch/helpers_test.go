@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -306,30 +305,10 @@ func wantOutput(content string) string {
 	return b.String()
 }
 
-func listDir(t *testing.T, dir string) []string {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	sort.Strings(names)
-	return names
-}
-
 // validateReport checks the report at path against report.schema.json.
 func validateReport(t *testing.T, path string) {
 	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := validateReportJSON(t, b); err != nil {
-		t.Errorf("%s does not match report.schema.json: %v\n%s", path, err, b)
-	}
+	testutil.CheckJSONFile(t, ReportSchema, path)
 }
 
 func validateReportJSON(t *testing.T, b []byte) error {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anonymize-dev/anonymize/internal/testutil"
 	"github.com/anonymize-dev/anonymize/models"
 	"github.com/anonymize-dev/anonymize/pipeline"
 )
@@ -107,7 +108,7 @@ func TestRunProcessesEveryFile(t *testing.T) {
 			t.Errorf("%s: stats missing from the report: %+v", f.Input, f)
 		}
 	}
-	if left := listDir(t, filepath.Join(out, ".anonymize", "tmp")); len(left) != 0 {
+	if left := testutil.DirNames(t, filepath.Join(out, ".anonymize", "tmp")); len(left) != 0 {
 		t.Errorf("tmp folder holds %v after a clean run", left)
 	}
 }
@@ -363,7 +364,7 @@ func TestRunRemovesLeftoversOfKilledRun(t *testing.T) {
 	tmp := filepath.Join(out, ".anonymize", "tmp")
 	writeTree(t, tmp, map[string]string{".a.mp4.anonymize-0123.mp4": "half a video", "junk/x": "?"})
 	runOK(t, testOptions(in, out), newFakeProc(), Hooks{})
-	if left := listDir(t, tmp); len(left) != 0 {
+	if left := testutil.DirNames(t, tmp); len(left) != 0 {
 		t.Errorf("tmp folder still holds %v", left)
 	}
 }
@@ -460,7 +461,7 @@ func TestRunFailFastCancelsRunningFiles(t *testing.T) {
 	if got := outputTree(t, out); len(got) != 0 {
 		t.Errorf("output tree %v, want empty", got)
 	}
-	if left := listDir(t, filepath.Join(out, ".anonymize", "tmp")); len(left) != 0 {
+	if left := testutil.DirNames(t, filepath.Join(out, ".anonymize", "tmp")); len(left) != 0 {
 		t.Errorf("aborted files left %v in the tmp folder", left)
 	}
 }
@@ -568,7 +569,7 @@ func TestRunCancelThenResume(t *testing.T) {
 	if got := outputTree(t, out); !maps.Equal(got, map[string]string{"a.mp4": wantOutput(okVideo)}) {
 		t.Errorf("output tree after the interruption: %v; want only a.mp4, complete", got)
 	}
-	if left := listDir(t, filepath.Join(out, ".anonymize", "tmp")); len(left) != 2 {
+	if left := testutil.DirNames(t, filepath.Join(out, ".anonymize", "tmp")); len(left) != 2 {
 		t.Errorf("tmp folder %v: the fake should have left two partial files", left)
 	}
 	r := readReport(t, res.sum.ReportPath)
@@ -592,7 +593,7 @@ func TestRunCancelThenResume(t *testing.T) {
 	if sum.Done != 4 || sum.Skipped != 1 || ExitCode(sum, nil) != 0 {
 		t.Errorf("re-run: %d done, %d skipped", sum.Done, sum.Skipped)
 	}
-	if left := listDir(t, filepath.Join(out, ".anonymize", "tmp")); len(left) != 0 {
+	if left := testutil.DirNames(t, filepath.Join(out, ".anonymize", "tmp")); len(left) != 0 {
 		t.Errorf("tmp folder still holds %v", left)
 	}
 }

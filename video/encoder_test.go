@@ -257,7 +257,7 @@ func TestEncoderAbort(t *testing.T) {
 	if err := enc.WriteFrame(frame); err == nil {
 		t.Error("WriteFrame after Abort succeeded")
 	}
-	if names := dirEntries(t, dir); len(names) != 0 {
+	if names := testutil.DirNames(t, dir); len(names) != 0 {
 		t.Errorf("files left after Abort: %v", names)
 	}
 	waitGoroutines(t, before)
@@ -290,7 +290,7 @@ func TestEncoderCloseTwiceAndAbortAfterClose(t *testing.T) {
 	if got := probe(t, out).FrameCount; got != 5 {
 		t.Errorf("output has %d frames after Abort-after-Close, want 5", got)
 	}
-	if names := dirEntries(t, dir); !slices.Equal(names, []string{"done.mkv"}) {
+	if names := testutil.DirNames(t, dir); !slices.Equal(names, []string{"done.mkv"}) {
 		t.Errorf("folder holds %v, want only done.mkv", names)
 	}
 }
@@ -330,7 +330,7 @@ func TestEncoderAbortUnblocksWrite(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("WriteFrame still blocked a minute after Abort")
 	}
-	if names := dirEntries(t, dir); len(names) != 0 {
+	if names := testutil.DirNames(t, dir); len(names) != 0 {
 		t.Errorf("files left after Abort: %v", names)
 	}
 }
@@ -364,7 +364,7 @@ func TestEncoderContextCancel(t *testing.T) {
 	if err := enc.Close(); !errors.Is(err, context.Canceled) {
 		t.Errorf("Close after cancel = %v, want context.Canceled", err)
 	}
-	if names := dirEntries(t, dir); len(names) != 0 {
+	if names := testutil.DirNames(t, dir); len(names) != 0 {
 		t.Errorf("files left after cancel: %v", names)
 	}
 }
@@ -425,7 +425,7 @@ func TestEncoderFFmpegFailure(t *testing.T) {
 			if strings.Contains(msg, "broken pipe") {
 				t.Errorf("error %q reports the broken pipe instead of ffmpeg's reason", msg)
 			}
-			if names := dirEntries(t, dir); len(names) != 0 {
+			if names := testutil.DirNames(t, dir); len(names) != 0 {
 				t.Errorf("files left after failure: %v", names)
 			}
 		})
@@ -469,7 +469,7 @@ func TestEncoderZeroFrames(t *testing.T) {
 	if err := enc.Close(); err == nil || !strings.Contains(err.Error(), "no frames") {
 		t.Errorf("Close without frames = %v, want a 'no frames' error", err)
 	}
-	if names := dirEntries(t, dir); len(names) != 0 {
+	if names := testutil.DirNames(t, dir); len(names) != 0 {
 		t.Errorf("files left: %v", names)
 	}
 }
@@ -534,7 +534,7 @@ func TestEncoderOpenCVFallbackAbort(t *testing.T) {
 	if err := enc.Close(); !errors.Is(err, ErrAborted) {
 		t.Errorf("Close after Abort = %v, want ErrAborted", err)
 	}
-	if names := dirEntries(t, dir); len(names) != 0 {
+	if names := testutil.DirNames(t, dir); len(names) != 0 {
 		t.Errorf("files left after Abort: %v", names)
 	}
 }
@@ -569,7 +569,7 @@ func TestNewEncoderErrors(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error %q, want it to contain %q", err, tt.want)
 			}
-			if names := dirEntries(t, dir); len(names) != 0 {
+			if names := testutil.DirNames(t, dir); len(names) != 0 {
 				t.Errorf("files left: %v", names)
 			}
 		})

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/anonymize-dev/anonymize/internal/testutil"
 )
 
 func TestCheckPaths(t *testing.T) {
@@ -79,7 +81,7 @@ func TestCheckPaths(t *testing.T) {
 		})
 	}
 	// The write check must clean up after itself.
-	for _, name := range dirEntries(t, dir) {
+	for _, name := range testutil.DirNames(t, dir) {
 		if strings.HasPrefix(name, ".") {
 			t.Errorf("CheckPaths left %s behind", name)
 		}
@@ -133,7 +135,7 @@ func TestCreateTempAndCommit(t *testing.T) {
 	if data, err := os.ReadFile(out); err != nil || string(data) != "video" {
 		t.Errorf("output holds %q, %v", data, err)
 	}
-	if names := dirEntries(t, dir); len(names) != 1 {
+	if names := testutil.DirNames(t, dir); len(names) != 1 {
 		t.Errorf("folder holds %v, want only the output", names)
 	}
 }

@@ -80,19 +80,8 @@ func readReport(t *testing.T, path string) batch.Report {
 	if err != nil {
 		t.Fatal(err)
 	}
-	validateAgainstSchema(t, path)
+	testutil.CheckJSONFile(t, batch.ReportSchema, path)
 	return r
-}
-
-func validateAgainstSchema(t *testing.T, path string) {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := testutil.ValidateJSON(t, batch.ReportSchema, data); err != nil {
-		t.Errorf("%s does not validate against report.schema.json: %v", path, err)
-	}
 }
 
 func statuses(r batch.Report) map[string]string {

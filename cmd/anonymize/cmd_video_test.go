@@ -69,12 +69,8 @@ func TestNewCmdVideoFlags(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f, _, _ := testFactory(t, nil)
-			var got *VideoOptions
-			cmd := NewCmdVideo(f, func(_ context.Context, o *VideoOptions) error {
-				got = o
-				return nil
-			})
-			if !parseOK(t, cmd, tt.args, tt.wantErr) {
+			got := parseOptions(t, f, NewCmdVideo, tt.args, tt.wantErr)
+			if got == nil {
 				return
 			}
 			want := &VideoOptions{IO: f.IO, Input: "in.mp4", Output: "out.mp4", Config: def}
@@ -152,12 +148,8 @@ func TestNewCmdBatchFlags(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f, _, _ := testFactory(t, tt.env)
-			var got *BatchOptions
-			cmd := NewCmdBatch(f, func(_ context.Context, o *BatchOptions) error {
-				got = o
-				return nil
-			})
-			if !parseOK(t, cmd, tt.args, tt.wantErr) {
+			got := parseOptions(t, f, NewCmdBatch, tt.args, tt.wantErr)
+			if got == nil {
 				return
 			}
 			if got.ShardIndex != tt.wantShard[0] || got.ShardCount != tt.wantShard[1] || got.Jobs != tt.wantJobs {
@@ -170,11 +162,16 @@ func TestNewCmdBatchFlags(t *testing.T) {
 	}
 }
 
-// parseOK runs a command whose behaviour a test replaced, with args. It
-// checks the error against wantErr and reports whether parsing succeeded,
-// so the caller can go on to check the options.
-func parseOK(t *testing.T, cmd *cobra.Command, args []string, wantErr string) bool {
+// parseOptions runs the command newCmd builds, with its behaviour replaced
+// by one that keeps the options, on args. It checks the error against
+// wantErr and returns the options, or nil when parsing failed as wanted.
+func parseOptions[O any](t *testing.T, f *Factory, newCmd func(*Factory, func(context.Context, *O) error) *cobra.Command, args []string, wantErr string) *O {
 	t.Helper()
+	var got *O
+	cmd := newCmd(f, func(_ context.Context, o *O) error {
+		got = o
+		return nil
+	})
 	cmd.SetArgs(args)
 	cmd.SetOut(&bytes.Buffer{})
 	cmd.SetErr(&bytes.Buffer{})
@@ -184,10 +181,10 @@ func parseOK(t *testing.T, cmd *cobra.Command, args []string, wantErr string) bo
 		if err == nil || !strings.Contains(err.Error(), wantErr) {
 			t.Fatalf("error = %v, want it to contain %q", err, wantErr)
 		}
-		return false
+		return nil
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	return true
+	return got
 }

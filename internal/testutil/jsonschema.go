@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"bytes"
+	"os"
 	"sync"
 	"testing"
 
@@ -37,4 +38,17 @@ func ValidateJSON(t testing.TB, schema, doc []byte) error {
 		t.Fatalf("document is not JSON: %v", err)
 	}
 	return s.(*jsonschema.Schema).Validate(d)
+}
+
+// CheckJSONFile fails the test (without stopping it) when the file at path
+// does not match schema.
+func CheckJSONFile(t testing.TB, schema []byte, path string) {
+	t.Helper()
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ValidateJSON(t, schema, doc); err != nil {
+		t.Errorf("%s does not match its schema: %v\n%s", path, err, doc)
+	}
 }

@@ -85,3 +85,17 @@ func InitORT(t testing.TB) {
 		t.Fatalf("initialise ONNX Runtime from %s: %v", lib, ortErr)
 	}
 }
+
+// DirNames lists the names in dir, sorted.
+func DirNames(t testing.TB, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := make([]string, len(entries))
+	for i, e := range entries {
+		names[i] = e.Name()
+	}
+	return names
+}

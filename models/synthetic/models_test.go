@@ -135,15 +135,7 @@ func TestWriteModels(t *testing.T) {
 			}
 		}
 	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(entries) != 2 {
-		names := make([]string, len(entries))
-		for i, e := range entries {
-			names[i] = e.Name()
-		}
+	if names := testutil.DirNames(t, dir); len(names) != 2 {
 		t.Errorf("folder holds %v, want only the two models", names)
 	}
 }

@@ -261,7 +261,20 @@ func serverRun(t *testing.T, srv *wandbtest.Server, entity, project, id string) 
 	return r
 }
 
-// checkStoredOnce asserts the server holds want, each offset once, with
+// resync clears the server's faults and syncs dir: every history row
+// must then be on the server, once.
+func resync(t *testing.T, srv *wandbtest.Server, s Settings, dir, id string) wandbtest.Run {
+	t.Helper()
+	srv.ClearFaults()
+	if err := Sync(context.Background(), []string{dir}, s, nil); err != nil {
+		t.Fatalf("sync once the server is well: %v", err)
+	}
+	run := serverRun(t, srv, wandbtest.DefaultEntity, "proj", id)
+	checkStored(t, "history", run.History, localHistory(t, dir), false)
+	return run
+}
+
+// checkStored asserts the server holds want, each offset once, with
 // no gap; allowResent accepts offsets received twice (after a dropped
 // connection).
 func checkStored(t *testing.T, what string, f wandbtest.File, want []map[string]any, allowResent bool) {

@@ -266,34 +266,36 @@ func (w *localWriter) write(rec record) {
 	switch {
 	case rec.history != nil:
 		rec.history["_step"] = w.historyN
-		b, err := json.Marshal(rec.history)
-		if err != nil {
-			w.fail(fmt.Errorf("encode history row: %w", err))
-			return
-		}
-		if _, err := w.historyW.Write(append(b, '\n')); err != nil {
-			w.fail(fmt.Errorf("write %s: %w", historyFileName, err))
+		if !w.writeLine(w.historyW, historyFileName, "history row", rec.history) {
 			return
 		}
 		w.historyN++
-		w.unsignaled++
 		for k, v := range rec.history {
 			w.last[k] = v
 		}
 		w.lastDirty = true
 	case rec.event != nil:
-		b, err := json.Marshal(rec.event)
-		if err != nil {
-			w.fail(fmt.Errorf("encode system event: %w", err))
-			return
-		}
-		if _, err := w.eventsW.Write(append(b, '\n')); err != nil {
-			w.fail(fmt.Errorf("write %s: %w", eventsFileName, err))
+		if !w.writeLine(w.eventsW, eventsFileName, "system event", rec.event) {
 			return
 		}
 		w.eventsN++
-		w.unsignaled++
 	}
+}
+
+// writeLine appends v to a JSON-lines file, and reports whether it did;
+// a failure stops the writer.
+func (w *localWriter) writeLine(bw *bufio.Writer, file, what string, v any) bool {
+	b, err := json.Marshal(v)
+	if err != nil {
+		w.fail(fmt.Errorf("encode %s: %w", what, err))
+		return false
+	}
+	if _, err := bw.Write(append(b, '\n')); err != nil {
+		w.fail(fmt.Errorf("write %s: %w", file, err))
+		return false
+	}
+	w.unsignaled++
+	return true
 }
 
 // flush makes every whole line visible to the uploader, which only reads

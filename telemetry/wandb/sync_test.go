@@ -155,12 +155,7 @@ func TestSyncResumes(t *testing.T) {
 				t.Errorf("server holds %d rows, sync.json says %d were sent", run.History.Len(), st.HistoryLines)
 			}
 
-			srv.ClearFaults()
-			if err := Sync(context.Background(), []string{dir}, s, nil); err != nil {
-				t.Fatalf("second sync: %v", err)
-			}
-			run := serverRun(t, srv, wandbtest.DefaultEntity, "proj", "resume01")
-			checkStored(t, "history", run.History, localHistory(t, dir), false)
+			run := resync(t, srv, s, dir, "resume01")
 			checkStored(t, "events", run.Events, localEvents(t, dir), false)
 			if !run.Complete || run.CompleteCount != 1 || run.ExitCode == nil || *run.ExitCode != 0 {
 				t.Errorf("complete=%v count=%d exit=%v", run.Complete, run.CompleteCount, run.ExitCode)
@@ -299,12 +294,7 @@ func TestRevokedOnlineThenSync(t *testing.T) {
 		t.Errorf("%d requests answered 401; a refusal must not be retried", n)
 	}
 
-	srv.ClearFaults()
-	if err := Sync(context.Background(), []string{r.Dir()}, s, nil); err != nil {
-		t.Fatal(err)
-	}
-	run := serverRun(t, srv, wandbtest.DefaultEntity, "proj", "revoked1")
-	checkStored(t, "history", run.History, localHistory(t, r.Dir()), false)
+	run := resync(t, srv, s, r.Dir(), "revoked1")
 	if !run.Complete || run.CompleteCount != 1 {
 		t.Errorf("complete=%v count=%d", run.Complete, run.CompleteCount)
 	}

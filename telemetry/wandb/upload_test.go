@@ -233,12 +233,7 @@ func TestHangingServer(t *testing.T) {
 	}
 
 	// The hang over, the run uploads in full.
-	srv.ClearFaults()
-	if err := Sync(context.Background(), []string{r.Dir()}, s, nil); err != nil {
-		t.Fatal(err)
-	}
-	run := serverRun(t, srv, wandbtest.DefaultEntity, "proj", "hanging1")
-	checkStored(t, "history", run.History, localHistory(t, r.Dir()), false)
+	run := resync(t, srv, s, r.Dir(), "hanging1")
 	if !run.Complete {
 		t.Error("not completed after sync")
 	}
