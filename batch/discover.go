@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/anonymize-dev/anonymize/video"
 )
 
 // DefaultExtensions are the file extensions selected when no --include is
@@ -125,7 +127,9 @@ func Discover(opts DiscoverOptions) ([]Item, error) {
 		default:
 			return nil // fifo, socket, device
 		}
-		if !selected(include, exclude, rel) {
+		if !selected(include, exclude, rel) || video.IsTemporary(rel) {
+			// A hidden partial file of an `anonymize video` run that was
+			// killed is never a video to process.
 			return nil
 		}
 		it := Item{Rel: rel, Input: input}

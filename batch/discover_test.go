@@ -25,6 +25,8 @@ func TestDiscover(t *testing.T) {
 		"weird/upper.MPEG":      "",
 		"cam1/day1/i.m2ts":      "",
 		"cam1/day1/thumbs.jpeg": "",
+		// The partial file of an `anonymize video` run that was killed.
+		"raw/.g.mp4.anonymize-0123456789abcdef.mp4": "",
 	}
 	tests := []struct {
 		name             string

@@ -62,7 +62,9 @@
 //	1    the batch could not run (unreadable IN_DIR, state or report not writable, ...)
 //	2    usage error (bad options, OUT_DIR equal to or containing IN_DIR, bad shard)
 //	3    the batch ran but some files failed (Summary.Failed > 0); see the report
-//	130  interrupted (the context was cancelled); run again to resume
+//	130  interrupted (the context was cancelled); run again to resume. The
+//	     command exits 128 plus the signal's number when a signal
+//	     cancelled it: 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP
 //
 // # What the engine must provide
 //

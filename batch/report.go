@@ -153,10 +153,13 @@ type FileReport struct {
 
 // VideoReport describes an input video as probed.
 type VideoReport struct {
-	Width           int     `json:"width"`
-	Height          int     `json:"height"`
-	FPS             string  `json:"fps"`
-	FPSValue        float64 `json:"fps_value"`
+	Width    int     `json:"width"`
+	Height   int     `json:"height"`
+	FPS      string  `json:"fps"` // "variable" for a variable frame rate
+	FPSValue float64 `json:"fps_value"`
+	// Orientation is how players turn the stored picture ("turned 90°
+	// clockwise"); the output is written upright. Empty when as coded.
+	Orientation     string  `json:"orientation,omitempty"`
 	DurationSeconds float64 `json:"duration_s"`
 	FrameCount      int     `json:"frame_count"`
 	Codec           string  `json:"codec"`
@@ -199,6 +202,12 @@ func (f *FileReport) fillResult(res pipeline.Result, wall time.Duration) {
 			FPS: in.FPS.String(), FPSValue: in.FPS.Float(),
 			DurationSeconds: in.Duration.Seconds(),
 			FrameCount:      in.FrameCount, Codec: in.Codec, HasAudio: in.HasAudio,
+		}
+		if in.VariableRate {
+			f.Video.FPS = "variable"
+		}
+		if !in.Orientation.IsIdentity() {
+			f.Video.Orientation = in.Orientation.String()
 		}
 	}
 	s := res.Stats

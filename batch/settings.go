@@ -13,7 +13,10 @@ import (
 // settingsFormat versions what SettingsHash covers and how outputs are
 // produced from it: raise it when a change to the code makes earlier
 // outputs stale, and every batch redoes its files.
-const settingsFormat = 1
+//
+//   - 2: frames keep their own timestamps (variable frame rates), portrait
+//     videos are written upright, subtitles are copied.
+const settingsFormat = 2
 
 // hashedSettings is everything that changes an output's content. Left out
 // on purpose: the device and ORT library (same models, same results up to
@@ -29,6 +32,7 @@ type hashedSettings struct {
 	CRF          int      `json:"crf"`
 	Preset       string   `json:"preset"`
 	Audio        string   `json:"audio"`
+	Subtitles    string   `json:"subtitles"`
 	Frames       int      `json:"frames"`
 	Draw         bool     `json:"draw"`
 }
@@ -47,6 +51,7 @@ func SettingsHash(cfg pipeline.Config, models []pipeline.ModelRef) string {
 		CRF:          cfg.CRF,
 		Preset:       cfg.Preset,
 		Audio:        cfg.Audio,
+		Subtitles:    cfg.Subtitles,
 		Frames:       cfg.Frames,
 		Draw:         cfg.Draw,
 	}

@@ -29,9 +29,10 @@ type Config struct {
 	KptThreshold float64 // --kpt-threshold
 	MaskScale    float64 // --mask-scale
 
-	CRF    int    // --crf
-	Preset string // --preset
-	Audio  string // --audio
+	CRF       int    // --crf
+	Preset    string // --preset
+	Audio     string // --audio
+	Subtitles string // --subtitles
 
 	Frames    int  // --frames (0: all)
 	Draw      bool // --draw
@@ -51,6 +52,7 @@ func DefaultConfig() Config {
 		CRF:          18,
 		Preset:       "veryfast",
 		Audio:        video.AudioCopy.String(),
+		Subtitles:    video.SubtitlesCopy.String(),
 		QueueSize:    4,
 	}
 }
@@ -84,6 +86,9 @@ func (c Config) Validate() error {
 	if _, err := video.ParseAudioMode(c.Audio); err != nil {
 		return fmt.Errorf("--audio: %w", err)
 	}
+	if _, err := video.ParseSubtitleMode(c.Subtitles); err != nil {
+		return fmt.Errorf("--subtitles: %w", err)
+	}
 	return nil
 }
 
@@ -108,5 +113,10 @@ func (c Config) maskConfig() mask.Config {
 
 func (c Config) audioMode() video.AudioMode {
 	m, _ := video.ParseAudioMode(c.Audio)
+	return m
+}
+
+func (c Config) subtitleMode() video.SubtitleMode {
+	m, _ := video.ParseSubtitleMode(c.Subtitles)
 	return m
 }

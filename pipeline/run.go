@@ -22,16 +22,19 @@ import (
 
 const tracerName = "github.com/anonymize-dev/anonymize/pipeline"
 
-// FrameSource yields decoded BGR frames into a caller-owned Mat; io.EOF at
-// the end. It may reuse dst's buffer (as gocv's VideoCapture does) or close
-// dst and replace it with a new Mat. *video.Reader is one.
+// FrameSource yields decoded BGR frames into a caller-owned Mat, each with
+// its presentation time; io.EOF at the end. It may reuse dst's buffer (as
+// gocv's VideoCapture does) or close dst and replace it with a new Mat.
+// *video.Reader is one.
 type FrameSource interface {
-	Read(dst *gocv.Mat) error
+	Read(dst *gocv.Mat) (pts time.Duration, err error)
 }
 
-// FrameSink takes the finished frames in order. video.Encoder is one.
+// FrameSink takes the finished frames in order, each with the time the
+// source gave it, so that the output keeps the input's timing.
+// video.Encoder is one.
 type FrameSink interface {
-	WriteFrame(frame gocv.Mat) error
+	WriteFrame(frame gocv.Mat, pts time.Duration) error
 }
 
 // Detector finds people. *detect.Detector is one.
@@ -46,9 +49,8 @@ type PoseEstimator interface {
 
 // StageConfig holds what the stages need besides their collaborators.
 type StageConfig struct {
-	MaxFrames int     // 0: the whole video
-	QueueSize int     // frames buffered between two stages
-	FPS       float64 // for frame timestamps
+	MaxFrames int // 0: the whole video
+	QueueSize int // frames buffered between two stages
 	Draw      bool
 	Mask      mask.Config
 	// Instruments records the per-frame metrics; nil creates them on the
@@ -108,6 +110,7 @@ func (s Stats) FPS() float64 {
 
 type frame struct {
 	index int
+	pts   time.Duration
 	mat   gocv.Mat
 	ctx   context.Context
 	span  trace.Span
@@ -188,7 +191,7 @@ func RunStages(ctx context.Context, cfg StageConfig, src FrameSource, det Detect
 				return gctx.Err()
 			}
 			t0 := time.Now()
-			err := src.Read(&m)
+			pts, err := src.Read(&m)
 			if err != nil {
 				free <- m
 				if !errors.Is(err, io.EOF) {
@@ -205,11 +208,11 @@ func RunStages(ctx context.Context, cfg StageConfig, src FrameSource, det Detect
 				trace.WithNewRoot(), trace.WithLinks(runLink), trace.WithTimestamp(t0),
 				trace.WithAttributes(
 					attribute.Int("frame.index", i),
-					attribute.Float64("frame.timestamp_ms", frameTimestampMS(i, cfg.FPS)),
+					attribute.Float64("frame.timestamp_ms", float64(pts)/float64(time.Millisecond)),
 				))
 			_, ds := tracer.Start(fctx, "decode", trace.WithTimestamp(t0))
 			ds.End()
-			f := &frame{index: i, mat: m, ctx: fctx, span: root, queued: time.Now()}
+			f := &frame{index: i, pts: pts, mat: m, ctx: fctx, span: root, queued: time.Now()}
 			select {
 			case decoded <- f:
 			case <-gctx.Done():
@@ -254,7 +257,7 @@ func RunStages(ctx context.Context, cfg StageConfig, src FrameSource, det Detect
 			f.waited(tracer, "wait_for_encode")
 			people := maskFrame(tracer, f, cfg)
 			_, es := tracer.Start(f.ctx, "encode")
-			err := sink.WriteFrame(f.mat)
+			err := sink.WriteFrame(f.mat, f.pts)
 			telemetry.EndSpan(es, err)
 			if err != nil {
 				f.fail(err, in)
@@ -377,11 +380,4 @@ func maskFrame(tracer trace.Tracer, f *frame, cfg StageConfig) []Person {
 	}
 	span.SetAttributes(attribute.Int("masks", len(regions)))
 	return people
-}
-
-func frameTimestampMS(i int, fps float64) float64 {
-	if fps <= 0 {
-		return 0
-	}
-	return float64(i) * 1000 / fps
 }

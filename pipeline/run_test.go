@@ -24,12 +24,12 @@ type fakeSource struct {
 	reads   atomic.Int64
 }
 
-func (s *fakeSource) Read(dst *gocv.Mat) error {
+func (s *fakeSource) Read(dst *gocv.Mat) (time.Duration, error) {
 	if s.failAt > 0 && s.read == s.failAt {
-		return errors.New("corrupt packet")
+		return 0, errors.New("corrupt packet")
 	}
 	if s.read == s.n {
-		return io.EOF
+		return 0, io.EOF
 	}
 	if dst.Empty() {
 		dst.Close()
@@ -37,9 +37,16 @@ func (s *fakeSource) Read(dst *gocv.Mat) error {
 	}
 	dst.SetTo(gocv.NewScalar(100, 100, 100, 0))
 	dst.SetUCharAt(0, 0, uint8(s.read))
+	pts := fakePTS(s.read)
 	s.read++
 	s.reads.Add(1)
-	return nil
+	return pts, nil
+}
+
+// fakePTS is the time fakeSource gives frame i: unevenly spaced, as in a
+// variable-rate video, so that a stage that made up times would show.
+func fakePTS(i int) time.Duration {
+	return time.Duration(i*i+i)*time.Millisecond + 7*time.Millisecond
 }
 
 // fakeDetector finds one person on odd frames.
@@ -73,14 +80,16 @@ type fakeSink struct {
 	// maxAhead is the most frames decoded but not yet written.
 	maxAhead int64
 	masked   []bool
+	pts      []time.Duration
 }
 
-func (s *fakeSink) WriteFrame(frame gocv.Mat) error {
+func (s *fakeSink) WriteFrame(frame gocv.Mat, pts time.Duration) error {
 	time.Sleep(s.delay)
 	if len(s.got) == s.failAt {
 		return errors.New("disk full")
 	}
 	s.got = append(s.got, int(frame.GetUCharAt(0, 0)))
+	s.pts = append(s.pts, pts)
 	v := frame.GetVecbAt(6, 8)
 	s.masked = append(s.masked, v[0] == 0 && v[1] == 0 && v[2] == 0)
 	if s.src != nil {
@@ -90,7 +99,7 @@ func (s *fakeSink) WriteFrame(frame gocv.Mat) error {
 }
 
 func stageConfig() StageConfig {
-	return StageConfig{QueueSize: 2, FPS: 25, Mask: mask.DefaultConfig()}
+	return StageConfig{QueueSize: 2, Mask: mask.DefaultConfig()}
 }
 
 func TestRunStagesKeepsOrderAndMasks(t *testing.T) {
@@ -108,6 +117,9 @@ func TestRunStagesKeepsOrderAndMasks(t *testing.T) {
 	for i, idx := range sink.got {
 		if idx != i {
 			t.Fatalf("frame %d written at position %d: order lost", idx, i)
+		}
+		if sink.pts[i] != fakePTS(i) {
+			t.Errorf("frame %d written at %v, the source gave %v", i, sink.pts[i], fakePTS(i))
 		}
 		if sink.masked[i] != (i%2 == 1) {
 			t.Errorf("frame %d masked=%v, want %v", i, sink.masked[i], i%2 == 1)

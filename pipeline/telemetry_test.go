@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -27,18 +28,24 @@ type sceneSource struct {
 	next  int
 }
 
-func (s *sceneSource) Read(dst *gocv.Mat) error {
+func (s *sceneSource) Read(dst *gocv.Mat) (time.Duration, error) {
 	if s.next == s.scene.Frames {
-		return io.EOF
+		return 0, io.EOF
 	}
 	s.scene.Render(s.next, dst)
+	pts := sceneTime(s.scene, s.next)
 	s.next++
-	return nil
+	return pts, nil
+}
+
+// sceneTime is when frame i of the scene is shown.
+func sceneTime(s synthclip.Scene, i int) time.Duration {
+	return time.Duration(i) * time.Second * time.Duration(s.FPSDen) / time.Duration(s.FPSNum)
 }
 
 type discardSink struct{}
 
-func (discardSink) WriteFrame(gocv.Mat) error { return nil }
+func (discardSink) WriteFrame(gocv.Mat, time.Duration) error { return nil }
 
 // TestSpanTree records the spans of a 3-frame run with the real (synthetic)
 // models: one trace per frame rooted at process_single_frame and linked to
@@ -66,7 +73,7 @@ func TestSpanTree(t *testing.T) {
 	scene := synthclip.DefaultScene(640, 360, 3)
 	ctx, run := tp.Tracer("test").Start(context.Background(), "anonymize_video")
 	var people []int
-	_, err = RunStages(ctx, StageConfig{QueueSize: 2, FPS: sceneFPS(scene), Mask: mask.DefaultConfig()},
+	_, err = RunStages(ctx, StageConfig{QueueSize: 2, Mask: mask.DefaultConfig()},
 		&sceneSource{scene: scene}, det, pe, discardSink{}, func(r FrameResult) { people = append(people, len(r.People)) })
 	run.End()
 	if err != nil {
@@ -103,7 +110,7 @@ func TestSpanTree(t *testing.T) {
 		if attrs["frame.index"] != int64(i) {
 			t.Errorf("root %d frame.index = %v", i, attrs["frame.index"])
 		}
-		if want := float64(i) * 1000 / sceneFPS(scene); attrs["frame.timestamp_ms"] != want {
+		if want := float64(sceneTime(scene, i)) / float64(time.Millisecond); attrs["frame.timestamp_ms"] != want {
 			t.Errorf("root %d frame.timestamp_ms = %v, want %v", i, attrs["frame.timestamp_ms"], want)
 		}
 		if attrs["people.count"] != int64(people[i]) {
@@ -188,8 +195,6 @@ func sameSet(a, b []string) bool {
 	return true
 }
 
-func sceneFPS(s synthclip.Scene) float64 { return float64(s.FPSNum) / float64(s.FPSDen) }
-
 // TestMetricsPerFrame reads the metrics with a manual reader after every
 // frame: the detected-people gauge equals that frame's detections, and the
 // counters add up over the run.
@@ -209,7 +214,7 @@ func TestMetricsPerFrame(t *testing.T) {
 	scene := synthclip.DefaultScene(640, 360, 12)
 	var gauges, people []int64
 	stats, err := RunStages(context.Background(),
-		StageConfig{QueueSize: 2, FPS: sceneFPS(scene), Mask: mask.DefaultConfig(), Instruments: in},
+		StageConfig{QueueSize: 2, Mask: mask.DefaultConfig(), Instruments: in},
 		&sceneSource{scene: scene}, det, pe, discardSink{},
 		func(r FrameResult) {
 			people = append(people, int64(len(r.People)))

@@ -36,10 +36,13 @@ type Hooks struct {
 
 // Result describes a finished video.
 type Result struct {
-	Input   video.Info
-	Output  string
-	Encoder string
-	Stats   Stats
+	Input  video.Info
+	Output string
+	// OutputWidth and OutputHeight are the size written: the input's
+	// upright size, padded to even for H.264 (video.EncodedSize).
+	OutputWidth, OutputHeight int
+	Encoder                   string
+	Stats                     Stats
 }
 
 // ProcessVideo anonymizes one video; several may run at once on one
@@ -50,13 +53,14 @@ func (e *Engine) ProcessVideo(ctx context.Context, job Job, hooks Hooks) (res Re
 	if err := video.CheckPaths(job.Input, job.Output, job.Overwrite); err != nil {
 		return res, err
 	}
-	reader, err := video.Open(ctx, job.Input)
+	reader, err := video.Open(ctx, job.Input, e.log)
 	if err != nil {
 		return res, err
 	}
 	defer reader.Close()
 	info := reader.Info()
 	res.Input, res.Output = info, job.Output
+	res.OutputWidth, res.OutputHeight = video.EncodedSize(info.Width, info.Height)
 
 	// The run's span carries what a frame's trace should not repeat: the
 	// video, the device and the exact models. Frame traces link to it.
@@ -79,20 +83,28 @@ func (e *Engine) ProcessVideo(ctx context.Context, job Job, hooks Hooks) (res Re
 		total = e.cfg.Frames
 	}
 	opts := video.EncoderOptions{
-		Output:      job.Output,
-		TempDir:     job.TempDir,
-		Width:       info.Width,
-		Height:      info.Height,
-		FPS:         info.FPS,
-		CRF:         e.cfg.CRF,
-		Preset:      e.cfg.Preset,
-		Audio:       e.cfg.audioMode(),
-		AudioSource: job.Input,
-		Logger:      e.log,
+		Output:       job.Output,
+		TempDir:      job.TempDir,
+		Width:        info.Width,
+		Height:       info.Height,
+		FPS:          info.FPS,
+		TimeBase:     info.TimeBase,
+		SAR:          info.SAR,
+		VariableRate: info.VariableRate,
+		CRF:          e.cfg.CRF,
+		Preset:       e.cfg.Preset,
+		Audio:        e.cfg.audioMode(),
+		Subtitles:    e.cfg.subtitleMode(),
+		AudioSource:  job.Input,
+		Logger:       e.log,
 	}
-	if e.cfg.Frames > 0 && info.FPS.Valid() {
-		// Cut the audio to the frames that are kept.
-		opts.MaxDuration = info.FPS.Duration(e.cfg.Frames)
+	if e.cfg.Frames > 0 {
+		// Cut the audio and subtitles where the last kept frame ends.
+		opts.MaxDuration = reader.End(e.cfg.Frames)
+	}
+	if w, h := res.OutputWidth, res.OutputHeight; w != info.Width || h != info.Height {
+		e.log.Warn(fmt.Sprintf("frame size %dx%d is odd; the output is %dx%d, padded with black at the right or bottom (H.264 in 4:2:0 needs even sizes)",
+			info.Width, info.Height, w, h), "input", job.Input)
 	}
 	enc, err := video.NewEncoder(ctx, opts)
 	if err != nil {
@@ -106,7 +118,6 @@ func (e *Engine) ProcessVideo(ctx context.Context, job Job, hooks Hooks) (res Re
 	stages := StageConfig{
 		MaxFrames: e.cfg.Frames,
 		QueueSize: e.cfg.QueueSize,
-		FPS:       info.FPS.Float(),
 		Draw:      e.cfg.Draw,
 		Mask:      e.cfg.maskConfig(),
 		GPUMemory: e.env.GPUMemory,
@@ -148,6 +159,8 @@ func (e *Engine) runAttributes(job Job, info video.Info) []attribute.KeyValue {
 		attribute.Int("video.height", info.Height),
 		attribute.String("video.fps", info.FPS.String()),
 		attribute.Float64("video.fps_value", info.FPS.Float()),
+		attribute.Bool("video.variable_frame_rate", info.VariableRate),
+		attribute.String("video.orientation", info.Orientation.String()),
 		attribute.Int("video.frame_count", info.FrameCount),
 		attribute.Float64("video.duration_s", info.Duration.Seconds()),
 		attribute.Bool("video.has_audio", info.HasAudio),

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 
 	"gocv.io/x/gocv"
 )
@@ -15,7 +16,7 @@ type cvEncoder struct {
 	mu       sync.Mutex
 	vw       *gocv.VideoWriter
 	output   string
-	tmp      string
+	tmp      *tempFile
 	w, h     int
 	frames   int
 	state    int
@@ -27,13 +28,16 @@ func newCVEncoder(opts EncoderOptions) (*cvEncoder, error) {
 	if err != nil {
 		return nil, err
 	}
-	vw, err := gocv.VideoWriterFile(tmp, "mp4v", opts.FPS.Float(), opts.Width, opts.Height, true)
+	if opts.VariableRate {
+		opts.Logger.Warn("OpenCV's writer spaces frames evenly: the variable frame rate of the source is not kept (install ffmpeg to keep it)")
+	}
+	vw, err := gocv.VideoWriterFile(tmp.name, "mp4v", opts.FPS.Float(), opts.Width, opts.Height, true)
 	if err == nil && !vw.IsOpened() {
 		vw.Close()
 		err = errors.New("OpenCV cannot write this container; install ffmpeg or use an .mp4 output")
 	}
 	if err != nil {
-		os.Remove(tmp)
+		tmp.remove()
 		return nil, fmt.Errorf("encoder: open %s: %w", opts.Output, err)
 	}
 	return &cvEncoder{vw: vw, output: opts.Output, tmp: tmp, w: opts.Width, h: opts.Height}, nil
@@ -41,7 +45,9 @@ func newCVEncoder(opts EncoderOptions) (*cvEncoder, error) {
 
 func (e *cvEncoder) Backend() string { return "opencv mp4v" }
 
-func (e *cvEncoder) WriteFrame(frame gocv.Mat) error {
+// WriteFrame writes the frame; OpenCV's writer knows only a constant
+// rate, so pts is ignored.
+func (e *cvEncoder) WriteFrame(frame gocv.Mat, _ time.Duration) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.state != stateOpen {
@@ -76,15 +82,15 @@ func (e *cvEncoder) finish() error {
 	var err error
 	if e.frames == 0 {
 		err = fmt.Errorf("encode %s: no frames were written", e.output)
-	} else if st, serr := os.Stat(e.tmp); serr != nil || st.Size() == 0 {
+	} else if st, serr := os.Stat(e.tmp.name); serr != nil || st.Size() == 0 {
 		// OpenCV reports no errors; an empty file is the only sign.
 		err = fmt.Errorf("encode %s: OpenCV wrote no data; install ffmpeg", e.output)
 	}
 	if err != nil {
-		os.Remove(e.tmp)
+		e.tmp.remove()
 		return err
 	}
-	return commit(e.tmp, e.output)
+	return e.tmp.commit(e.output)
 }
 
 func (e *cvEncoder) Abort() error {
@@ -95,8 +101,5 @@ func (e *cvEncoder) Abort() error {
 	}
 	e.state = stateAborted
 	e.vw.Close()
-	if err := os.Remove(e.tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("remove temporary output: %w", err)
-	}
-	return nil
+	return e.tmp.remove()
 }

@@ -7,44 +7,66 @@ import (
 	"io/fs"
 	"log/slog"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"gocv.io/x/gocv"
 )
 
-// AudioMode says what happens to the source's audio.
-type AudioMode int
+// StreamMode says whether a kind of the source's streams (audio,
+// subtitles) is carried over.
+type StreamMode int
 
 const (
-	// AudioCopy carries the source's audio streams over unchanged, or as
-	// AAC when the output container cannot hold their codec.
-	AudioCopy AudioMode = iota
-	// AudioDrop writes a video without audio.
-	AudioDrop
+	// Copy carries the streams over: audio unchanged, or as AAC when the
+	// output container cannot hold its codec; subtitles where the output
+	// container can hold them (text subtitles in its own text format),
+	// with a warning about the others.
+	Copy StreamMode = iota
+	// Drop leaves them out.
+	Drop
 )
 
-// String returns the mode as ParseAudioMode accepts it.
-func (m AudioMode) String() string {
+// Each kind of stream has its mode; they share the type and its values.
+type (
+	AudioMode    = StreamMode
+	SubtitleMode = StreamMode
+)
+
+// The modes under the names of their streams.
+const (
+	AudioCopy     = Copy
+	AudioDrop     = Drop
+	SubtitlesCopy = Copy
+	SubtitlesDrop = Drop
+)
+
+// String returns the mode as a command-line flag spells it.
+func (m StreamMode) String() string {
 	switch m {
-	case AudioCopy:
+	case Copy:
 		return "copy"
-	case AudioDrop:
+	case Drop:
 		return "drop"
 	}
-	return fmt.Sprintf("AudioMode(%d)", int(m))
+	return fmt.Sprintf("StreamMode(%d)", int(m))
 }
 
 // ParseAudioMode parses "copy" or "drop", as a command-line flag spells them.
-func ParseAudioMode(s string) (AudioMode, error) {
+func ParseAudioMode(s string) (AudioMode, error) { return parseStreamMode("audio", s) }
+
+// ParseSubtitleMode parses "copy" or "drop", as a command-line flag spells
+// them.
+func ParseSubtitleMode(s string) (SubtitleMode, error) { return parseStreamMode("subtitle", s) }
+
+func parseStreamMode(kind, s string) (StreamMode, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "copy":
-		return AudioCopy, nil
+		return Copy, nil
 	case "drop":
-		return AudioDrop, nil
+		return Drop, nil
 	}
-	return 0, fmt.Errorf("invalid audio mode %q: use copy or drop", s)
+	return 0, fmt.Errorf("invalid %s mode %q: use copy or drop", kind, s)
 }
 
 // Default encoder settings: CRF 18 is visually close to lossless for x264,
@@ -63,18 +85,37 @@ type EncoderOptions struct {
 	// instead of Output's folder; it must be on the same file system.
 	TempDir string
 	// Width and Height are the frame size. H.264 in 4:2:0 needs even
-	// sizes, so odd ones gain one black row or column.
+	// sizes, so odd ones gain one black column at the right or row at the
+	// bottom (see EncodedSize).
 	Width, Height int
-	FPS           Rational // exact output rate, normally the source's
-	CRF           int      // x264 quality, 1 (best) to 51; 0 means DefaultCRF
-	Preset        string   // x264 preset; "" means DefaultPreset
-	Audio         AudioMode
-	// AudioSource is the input video. Its audio is copied (with AudioCopy),
-	// and its creation time, title and colour description are carried
-	// over; location and device metadata are not. "" means none.
+	// FPS is the nominal frame rate (for a variable-rate video, the
+	// average): the encoder's rate control uses it. Every frame keeps the
+	// time WriteFrame gives it, except in AVI and the OpenCV fallback,
+	// which only know a constant rate.
+	FPS Rational
+	// TimeBase is the clock the output's timestamps are counted in,
+	// normally the source's, so that they come out exactly as they went
+	// in; zero means a clock of at least 10 kHz in which frames at FPS
+	// fall on exact ticks.
+	TimeBase Rational
+	// SAR is the pixel shape to record (non-square pixels of anamorphic
+	// video); zero means square.
+	SAR Rational
+	// VariableRate says the frames are unevenly spaced, for a warning
+	// where the output cannot keep that (the OpenCV fallback).
+	VariableRate bool
+	CRF          int    // x264 quality, 1 (best) to 51; 0 means DefaultCRF
+	Preset       string // x264 preset; "" means DefaultPreset
+	Audio        AudioMode
+	// Subtitles says whether the source's subtitle streams are copied.
+	Subtitles SubtitleMode
+	// AudioSource is the input video. Its audio and subtitles are copied
+	// (as Audio and Subtitles say), its creation time, title, timecode and
+	// colour description are carried over; location and device metadata,
+	// data streams and cover pictures are not. "" means none.
 	AudioSource string
-	// MaxDuration, when positive, cuts the audio to this length; set it when
-	// only the first frames of the input are processed.
+	// MaxDuration, when positive, cuts the audio and subtitles to this
+	// length; set it when only the first frames of the input are processed.
 	MaxDuration time.Duration
 	// FFmpegPath is the ffmpeg binary; "" looks up "ffmpeg" on PATH and, if
 	// there is none, falls back to OpenCV's writer (MPEG-4 part 2, no
@@ -91,16 +132,20 @@ var ErrAborted = errors.New("encoding was aborted")
 
 // Encoder writes frames to a video file. Frames go to a temporary file
 // beside the output, which only Close moves into place, so an output path
-// either holds a complete video or nothing.
+// either holds a complete video or nothing. The temporary file is locked
+// while it is written: a later encoder for the same output removes one
+// that a killed process left behind.
 //
 // Every Encoder must end with Close or Abort, which release the ffmpeg
 // process and the goroutine waiting for it. WriteFrame and Close must be
 // called from one goroutine; Abort may also be called from another one,
 // for example to stop a WriteFrame blocked on a stalled ffmpeg.
 type Encoder interface {
-	// WriteFrame appends a BGR frame of the configured size. The encoder
-	// is done with the frame's memory when WriteFrame returns.
-	WriteFrame(frame gocv.Mat) error
+	// WriteFrame appends a BGR frame of the configured size, shown at pts
+	// (counted from the start of the source, as Reader.Read returns it;
+	// each frame later than the one before). The encoder is done with the
+	// frame's memory when WriteFrame returns.
+	WriteFrame(frame gocv.Mat, pts time.Duration) error
 	// Close finishes the file and renames it onto the output; on failure it
 	// removes the temporary file. Calling it again returns the same result.
 	Close() error
@@ -136,10 +181,12 @@ func NewEncoder(ctx context.Context, opts EncoderOptions) (Encoder, error) {
 		return nil, fmt.Errorf("encoder: invalid frame rate %s", opts.FPS)
 	case opts.CRF < 0 || opts.CRF > 51:
 		return nil, fmt.Errorf("encoder: CRF %d is out of range; use 1 to 51 (lower is better quality)", opts.CRF)
-	case opts.Audio != AudioCopy && opts.Audio != AudioDrop:
+	case opts.Audio != Copy && opts.Audio != Drop:
 		return nil, fmt.Errorf("encoder: invalid audio mode %v", opts.Audio)
+	case opts.Subtitles != Copy && opts.Subtitles != Drop:
+		return nil, fmt.Errorf("encoder: invalid subtitle mode %v", opts.Subtitles)
 	}
-	if err := checkOutputExt(opts.Output); err != nil {
+	if err := CheckOutputExt(opts.Output); err != nil {
 		return nil, err
 	}
 	ffmpeg, err := findFFmpeg(opts)
@@ -147,7 +194,7 @@ func NewEncoder(ctx context.Context, opts EncoderOptions) (Encoder, error) {
 		return nil, err
 	}
 	if ffmpeg == "" {
-		opts.Logger.Warn("ffmpeg not found on PATH; writing with OpenCV instead: audio is dropped and quality is lower (install ffmpeg for H.264 output with audio)",
+		opts.Logger.Warn("ffmpeg not found on PATH; writing with OpenCV instead: audio and subtitles are dropped, frames are evenly spaced and quality is lower (install ffmpeg for H.264 output that keeps them)",
 			"output", opts.Output)
 		return newCVEncoder(opts)
 	}
@@ -187,8 +234,10 @@ func checkFrame(frame *gocv.Mat, w, h int) error {
 	return nil
 }
 
-// tempGlob matches the temporary files an encoder for output creates.
-func tempGlob(output string) string {
-	dir, base := filepath.Split(output)
-	return filepath.Join(dir, "."+base+".anonymize-*"+filepath.Ext(base))
+// EncodedSize is the size a w×h video is written at: H.264 in 4:2:0
+// needs even sizes, so an odd width or height gains one black column at
+// the right or row at the bottom. Padding, rather than cropping, keeps
+// every pixel of the source and its coordinates.
+func EncodedSize(w, h int) (int, int) {
+	return w + w%2, h + h%2
 }

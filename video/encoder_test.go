@@ -153,7 +153,7 @@ func TestEncoderPixelFidelity(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "out.mp4")
 			opts := encodeOpts(in, out)
 			opts.CRF, opts.Preset = 18, "medium"
-			r, err := Open(context.Background(), src)
+			r, err := Open(context.Background(), src, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -176,7 +176,8 @@ func TestEncoderPixelFidelity(t *testing.T) {
 			frame := gocv.NewMat()
 			defer frame.Close()
 			for {
-				if err := r.Read(&frame); errors.Is(err, io.EOF) {
+				pts, err := r.Read(&frame)
+				if errors.Is(err, io.EOF) {
 					break
 				} else if err != nil {
 					t.Fatal(err)
@@ -190,7 +191,7 @@ func TestEncoderPixelFidelity(t *testing.T) {
 					}
 					toWrite = view
 				}
-				if err := enc.WriteFrame(toWrite); err != nil {
+				if err := enc.WriteFrame(toWrite, pts); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -198,7 +199,7 @@ func TestEncoderPixelFidelity(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			dec, err := Open(context.Background(), out)
+			dec, err := Open(context.Background(), out, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -206,7 +207,7 @@ func TestEncoderPixelFidelity(t *testing.T) {
 			diff := gocv.NewMat()
 			defer diff.Close()
 			for i, orig := range originals {
-				if err := dec.Read(&frame); err != nil {
+				if _, err := dec.Read(&frame); err != nil {
 					t.Fatalf("decoding frame %d of the output: %v", i, err)
 				}
 				gocv.AbsDiff(orig, frame, &diff)
@@ -216,7 +217,7 @@ func TestEncoderPixelFidelity(t *testing.T) {
 					t.Errorf("frame %d: mean absolute difference %.2f, want < 3", i, mean)
 				}
 			}
-			if err := dec.Read(&frame); !errors.Is(err, io.EOF) {
+			if _, err := dec.Read(&frame); !errors.Is(err, io.EOF) {
 				t.Errorf("output has more frames than written: %v", err)
 			}
 		})
@@ -238,7 +239,7 @@ func TestEncoderAbort(t *testing.T) {
 	frame := solidFrame(64, 48, 10, 200, 30)
 	defer frame.Close()
 	for range 10 {
-		if err := enc.WriteFrame(frame); err != nil {
+		if err := enc.WriteFrame(frame, tick(enc)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -254,7 +255,7 @@ func TestEncoderAbort(t *testing.T) {
 	if err := enc.Close(); !errors.Is(err, ErrAborted) {
 		t.Errorf("Close after Abort = %v, want ErrAborted", err)
 	}
-	if err := enc.WriteFrame(frame); err == nil {
+	if err := enc.WriteFrame(frame, tick(enc)); err == nil {
 		t.Error("WriteFrame after Abort succeeded")
 	}
 	if names := testutil.DirNames(t, dir); len(names) != 0 {
@@ -274,7 +275,7 @@ func TestEncoderCloseTwiceAndAbortAfterClose(t *testing.T) {
 	frame := solidFrame(64, 48, 0, 0, 255)
 	defer frame.Close()
 	for range 5 {
-		if err := enc.WriteFrame(frame); err != nil {
+		if err := enc.WriteFrame(frame, tick(enc)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -304,16 +305,20 @@ func TestEncoderAbortUnblocksWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	enc := e.(*ffmpegEncoder)
+	frame := solidFrame(640, 480, 1, 2, 3)
+	defer frame.Close()
+	// ffmpeg starts with the first frame.
+	if err := enc.WriteFrame(frame, tick(enc)); err != nil {
+		t.Fatal(err)
+	}
 	// A stopped ffmpeg stops reading, so writes block once the pipe is full.
 	if err := enc.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	frame := solidFrame(640, 480, 1, 2, 3)
-	defer frame.Close()
 	result := make(chan error, 1)
 	go func() {
 		for {
-			if err := enc.WriteFrame(frame); err != nil {
+			if err := enc.WriteFrame(frame, tick(enc)); err != nil {
 				result <- err
 				return
 			}
@@ -346,7 +351,7 @@ func TestEncoderContextCancel(t *testing.T) {
 	}
 	frame := solidFrame(320, 240, 50, 50, 50)
 	defer frame.Close()
-	if err := enc.WriteFrame(frame); err != nil {
+	if err := enc.WriteFrame(frame, tick(enc)); err != nil {
 		t.Fatal(err)
 	}
 	cancel()
@@ -354,7 +359,7 @@ func TestEncoderContextCancel(t *testing.T) {
 	// publish a file either way.
 	var werr error
 	for range 1000 {
-		if werr = enc.WriteFrame(frame); werr != nil {
+		if werr = enc.WriteFrame(frame, tick(enc)); werr != nil {
 			break
 		}
 	}
@@ -395,7 +400,7 @@ func TestEncoderFFmpegFailure(t *testing.T) {
 			defer frame.Close()
 			var failure error
 			for range tt.frames {
-				if failure = enc.WriteFrame(frame); failure != nil {
+				if failure = enc.WriteFrame(frame, tick(enc)); failure != nil {
 					break
 				}
 			}
@@ -403,7 +408,7 @@ func TestEncoderFFmpegFailure(t *testing.T) {
 				t.Errorf("WriteFrame error = %v, want failure in WriteFrame: %v", failure, tt.failsInWrite)
 			}
 			if failure != nil {
-				if again := enc.WriteFrame(frame); again == nil {
+				if again := enc.WriteFrame(frame, tick(enc)); again == nil {
 					t.Error("WriteFrame succeeded after a failed one")
 				}
 			}
@@ -447,14 +452,14 @@ func TestEncoderRejectsBadFrames(t *testing.T) {
 	empty := gocv.NewMat()
 	defer empty.Close()
 	for name, m := range map[string]gocv.Mat{"wrong size": wrongSize, "grey": gray, "empty": empty} {
-		if err := enc.WriteFrame(m); err == nil {
+		if err := enc.WriteFrame(m, tick(enc)); err == nil {
 			t.Errorf("%s frame accepted", name)
 		}
 	}
 	// Rejected frames do not break the encoder.
 	good := solidFrame(64, 48, 0, 0, 0)
 	defer good.Close()
-	if err := enc.WriteFrame(good); err != nil {
+	if err := enc.WriteFrame(good, tick(enc)); err != nil {
 		t.Errorf("good frame after rejected ones: %v", err)
 	}
 }
@@ -505,7 +510,7 @@ func TestEncoderOpenCVFallback(t *testing.T) {
 			if rel := math.Abs(got.FPS.Float()/in.FPS.Float() - 1); rel > 1e-4 || got.Width != in.Width || got.Height != in.Height || got.HasAudio {
 				t.Errorf("fallback output %+v, want %s %dx%d without audio", got, in.FPS, in.Width, in.Height)
 			}
-			if w := strings.Count(logs.String(), "level=WARN"); w != 2 || !strings.Contains(logs.String(), "audio is dropped") {
+			if w := strings.Count(logs.String(), "level=WARN"); w != 2 || !strings.Contains(logs.String(), "audio and subtitles are dropped") {
 				t.Errorf("want one warning per encoder about dropped audio, got:\n%s", logs)
 			}
 			if left, _ := filepath.Glob(tempGlob(out)); len(left) > 0 {
@@ -525,7 +530,7 @@ func TestEncoderOpenCVFallbackAbort(t *testing.T) {
 	}
 	frame := solidFrame(64, 48, 1, 1, 1)
 	defer frame.Close()
-	if err := enc.WriteFrame(frame); err != nil {
+	if err := enc.WriteFrame(frame, tick(enc)); err != nil {
 		t.Fatal(err)
 	}
 	if err := enc.Abort(); err != nil {
@@ -617,9 +622,10 @@ func TestFFmpegArgs(t *testing.T) {
 	opts := EncoderOptions{Output: "dir/out.mp4", Width: 640, Height: 360, FPS: Rational{30000, 1001}, CRF: 20, Preset: "fast",
 		AudioSource: "-in.mov", MaxDuration: 1500 * time.Millisecond}
 	opts.Logger, _ = logCapture()
-	args := strings.Join(ffmpegArgs(opts, "dir/.out.mp4.anonymize-1.mp4", src, true), " ")
+	args := strings.Join(ffmpegArgs(opts, "dir/.out.mp4.anonymize-1.mp4", src, true, 0), " ")
 	for _, want := range []string{
-		"-f rawvideo -pix_fmt bgr24 -s 640x360 -framerate 30000/1001 -i pipe:0",
+		"-f matroska -probesize 32 -analyzeduration 1 -i pipe:0",
+		"-fps_mode:v passthrough -enc_time_base:v 1/30000",
 		"-t 1.500000 -i file:-in.mov",
 		"-map 0:v:0 -map 1:a?",
 		"-c:v libx264 -preset fast -crf 20 -pix_fmt yuv420p",
@@ -640,7 +646,7 @@ func TestFFmpegArgs(t *testing.T) {
 	}
 
 	opts.Audio = AudioDrop
-	if args := strings.Join(ffmpegArgs(opts, "t.mp4", src, true), " "); strings.Contains(args, "in.mov") || strings.Contains(args, "-c:a") {
+	if args := strings.Join(ffmpegArgs(opts, "t.mp4", src, true, 0), " "); strings.Contains(args, "in.mov") || strings.Contains(args, "-c:a") {
 		t.Errorf("AudioDrop still reads the source's audio:\n%s", args)
 	}
 }
@@ -672,7 +678,7 @@ func TestFFmpegArgsAudio(t *testing.T) {
 			opts := EncoderOptions{Output: tt.output, Width: 64, Height: 48, FPS: Rational{25, 1}, CRF: 18, Preset: "fast",
 				AudioSource: "in.mkv", Logger: logger}
 			src := probeResult{Info: Info{HasAudio: len(tt.codecs) > 0}, audioCodecs: tt.codecs}
-			args := strings.Join(ffmpegArgs(opts, "t"+filepath.Ext(tt.output), src, tt.known), " ")
+			args := strings.Join(ffmpegArgs(opts, "t"+filepath.Ext(tt.output), src, tt.known, 0), " ")
 			if tt.want == "" {
 				if strings.Contains(args, "in.mkv") || strings.Contains(args, "-c:a") {
 					t.Errorf("args read audio from a source without any:\n%s", args)
@@ -687,6 +693,177 @@ func TestFFmpegArgsAudio(t *testing.T) {
 			}
 			if got := strings.Contains(logs.String(), "level=WARN"); got != tt.warning {
 				t.Errorf("warning logged: %v, want %v:\n%s", got, tt.warning, logs)
+			}
+		})
+	}
+}
+
+// checkArgs checks that the command line args holds every string of want
+// and none of not.
+func checkArgs(t *testing.T, args string, want, not []string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(args, w) {
+			t.Errorf("args lack %q:\n%s", w, args)
+		}
+	}
+	for _, n := range not {
+		if strings.Contains(args, n) {
+			t.Errorf("args contain %q:\n%s", n, args)
+		}
+	}
+}
+
+func TestEncoderStreams(t *testing.T) {
+	dir := t.TempDir()
+	srt := filepath.Join(dir, "subs.srt")
+	if err := os.WriteFile(srt, []byte("1\n00:00:00,000 --> 00:00:00,800\nHello Alice\n\n2\n00:00:01,000 --> 00:00:01,400\nBye\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "telemetry.bin")
+	if err := os.WriteFile(data, []byte(strings.Repeat("GPS 48.8584 2.2945;", 50)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	video := "testsrc2=size=160x96:rate=30,trim=end_frame=30"
+	subbed := filepath.Join(dir, "subs.mkv")
+	runFFmpeg(t, "-f", "lavfi", "-i", video, "-i", srt, "-map", "0", "-map", "1", "-c:v", "libx264", "-c:s", "srt", subbed)
+	timecoded := filepath.Join(dir, "camera.mov")
+	runFFmpeg(t, "-f", "lavfi", "-i", video, "-c:v", "libx264", "-timecode", "01:02:03:04", timecoded)
+	withData := filepath.Join(dir, "drone.ts")
+	runFFmpeg(t, "-f", "lavfi", "-i", video, "-f", "data", "-i", data, "-map", "0", "-map", "1", "-c:v", "libx264", "-c:d", "copy", withData)
+
+	streams := func(path string) (kinds []string, timecode string) {
+		for _, s := range ffprobeJSON(t, path).Streams {
+			kinds = append(kinds, s.CodecType+":"+s.CodecName)
+			if tc := lookupTagValue(s.Tags, "timecode"); tc != "" {
+				timecode = tc
+			}
+		}
+		return kinds, timecode
+	}
+	tests := []struct {
+		src, output string
+		want        []string // streams of the output
+		timecode    string
+		warning     string
+	}{
+		{subbed, "subs.mp4", []string{"video:h264", "subtitle:mov_text"}, "", ""},
+		{subbed, "subs.mkv", []string{"video:h264", "subtitle:subrip"}, "", ""},
+		{subbed, "subs.avi", []string{"video:h264"}, "", "subtitle streams #1 (subrip) cannot be stored in .avi"},
+		{timecoded, "camera.mov", []string{"video:h264", "data:"}, "01:02:03:04", ""},
+		{timecoded, "camera.mp4", []string{"video:h264", "data:"}, "01:02:03:04", ""},
+		{withData, "drone.mp4", []string{"video:h264"}, "", "data streams #1 (bin_data) are left out"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.output, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), tt.output)
+			logger, logs := logCapture()
+			opts := encodeOpts(probe(t, tt.src), out)
+			opts.Logger = logger
+			if n := transcode(t, opts, 0); n != 30 {
+				t.Fatalf("transcoded %d frames", n)
+			}
+			kinds, tc := streams(out)
+			for i := range kinds {
+				// tmcd tracks have no codec name ffprobe knows.
+				kinds[i] = strings.TrimSuffix(kinds[i], "unknown")
+			}
+			if !slices.Equal(kinds, tt.want) || tc != tt.timecode {
+				t.Errorf("output streams %v, timecode %q; want %v, %q", kinds, tc, tt.want, tt.timecode)
+			}
+			if tt.warning == "" && strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), tt.warning) {
+				t.Errorf("want warning %q, got:\n%s", tt.warning, logs)
+			}
+		})
+	}
+}
+
+func TestFFmpegArgsTiming(t *testing.T) {
+	base := EncoderOptions{Output: "o.mp4", Width: 64, Height: 48, FPS: Rational{30000, 1001}, CRF: 18, Preset: "fast"}
+	tests := []struct {
+		name  string
+		opts  func(*EncoderOptions)
+		first time.Duration
+		want  []string
+		not   []string
+	}{
+		{"source clock", func(o *EncoderOptions) { o.TimeBase = Rational{1, 15360} }, 0,
+			[]string{"-fps_mode:v passthrough -enc_time_base:v 1/15360"}, []string{"-itsoffset"}},
+		{"AVI's clock ticks once a frame", func(o *EncoderOptions) { o.TimeBase, o.Output = Rational{1, 90000}, "o.avi" }, 0,
+			[]string{"-enc_time_base:v 1001/30000"}, nil},
+		{"clock of a time base with a numerator", func(o *EncoderOptions) { o.TimeBase = Rational{125, 2997} }, 0,
+			[]string{"-enc_time_base:v 1/2997"}, nil},
+		{"no clock given: fine and exact at 25 fps", func(o *EncoderOptions) { o.FPS = Rational{25, 1} }, 0,
+			[]string{"-enc_time_base:v 1/12800"}, nil},
+		{"video starting after the audio", nil, 523222 * time.Microsecond,
+			[]string{"-itsoffset 0.523222 -i pipe:0"}, nil},
+		{"odd size", func(o *EncoderOptions) { o.Width, o.Height = 161, 99 }, 0,
+			[]string{"-vf pad=162:100:0:0:black"}, []string{"setsar"}},
+		{"anamorphic", func(o *EncoderOptions) { o.SAR = Rational{8, 9} }, 0,
+			[]string{"-vf setsar=8/9"}, []string{"pad="}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := base
+			opts.Logger, _ = logCapture()
+			if tt.opts != nil {
+				tt.opts(&opts)
+			}
+			args := strings.Join(ffmpegArgs(opts, "t"+filepath.Ext(opts.Output), probeResult{}, true, tt.first), " ")
+			checkArgs(t, args, tt.want, tt.not)
+		})
+	}
+}
+
+func TestFFmpegArgsStreams(t *testing.T) {
+	srt := Stream{Index: 2, Codec: "subrip", Language: "eng"}
+	movText := Stream{Index: 3, Codec: "mov_text"}
+	pgs := Stream{Index: 4, Codec: "hdmv_pgs_subtitle"}
+	gpmd := Stream{Index: 5, Codec: "bin_data", Tag: "gpmd"}
+	tmcd := Stream{Index: 6, Codec: "bin_data", Tag: "tmcd"}
+	tests := []struct {
+		name      string
+		output    string
+		mode      SubtitleMode
+		src       probeResult
+		want      []string
+		not       []string
+		warnings  []string // each in some warning
+		nWarnings int      // how many warning lines
+	}{
+		{name: "text subtitles into mp4", output: "o.mp4", src: probeResult{Info: Info{Subtitles: []Stream{srt, movText}}},
+			want: []string{"-map 1:2 -map 1:3", "-c:s:0 mov_text -c:s:1 mov_text", "-i file:in.mkv"}, nWarnings: 0},
+		{name: "everything into mkv", output: "o.mkv", src: probeResult{Info: Info{Subtitles: []Stream{srt, movText, pgs}}},
+			want: []string{"-map 1:2 -map 1:3 -map 1:4", "-c:s:0 copy -c:s:1 srt -c:s:2 copy"}, nWarnings: 0},
+		{name: "bitmap subtitles do not fit mp4", output: "o.mp4", src: probeResult{Info: Info{Subtitles: []Stream{pgs, srt}}},
+			want: []string{"-map 1:2", "-c:s:0 mov_text"}, not: []string{"1:4"},
+			warnings: []string{"subtitle streams #4 (hdmv_pgs_subtitle) cannot be stored in .mp4", "write .mkv to keep them"}, nWarnings: 1},
+		{name: "no subtitles in avi", output: "o.avi", src: probeResult{Info: Info{Subtitles: []Stream{srt}}},
+			not: []string{"-map 1:2", "-c:s"}, warnings: []string{"subtitle streams #2 (subrip) cannot be stored in .avi"}, nWarnings: 1},
+		{name: "subtitles dropped on request", output: "o.mkv", mode: SubtitlesDrop, src: probeResult{Info: Info{Subtitles: []Stream{srt}}},
+			not: []string{"-map 1:2", "-c:s", "in.mkv"}, nWarnings: 0},
+		{name: "data streams are left out, timecode kept", output: "o.mp4",
+			src:      probeResult{Info: Info{Data: []Stream{gpmd, tmcd}}, timecode: "01:02:03:04"},
+			want:     []string{"-timecode 01:02:03:04 -write_tmcd 1"},
+			not:      []string{"1:5", "1:6", "-map 1:d"},
+			warnings: []string{"data streams #5 (bin_data gpmd) are left out", "location"}, nWarnings: 1},
+		{name: "cover art and attachments", output: "o.mkv", src: probeResult{Info: Info{CoverArt: true}, attachments: 2},
+			warnings: []string{"cover picture", "2 attachments"}, nWarnings: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			logger, logs := logCapture()
+			opts := EncoderOptions{Output: tt.output, Width: 64, Height: 48, FPS: Rational{25, 1}, CRF: 18, Preset: "fast",
+				Audio: AudioDrop, Subtitles: tt.mode, AudioSource: "in.mkv", Logger: logger}
+			args := strings.Join(ffmpegArgs(opts, "t"+filepath.Ext(tt.output), tt.src, true, 0), " ")
+			checkArgs(t, args, tt.want, tt.not)
+			for _, w := range tt.warnings {
+				if !strings.Contains(logs.String(), w) {
+					t.Errorf("no warning with %q:\n%s", w, logs)
+				}
+			}
+			if got := strings.Count(logs.String(), "level=WARN"); got != tt.nWarnings {
+				t.Errorf("%d warnings:\n%s", got, logs)
 			}
 		})
 	}

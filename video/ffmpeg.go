@@ -23,89 +23,104 @@ const (
 	stateAborted
 )
 
-// ffmpegEncoder pipes raw BGR frames into an ffmpeg process.
+// ffmpegEncoder streams raw BGR frames with their timestamps into an
+// ffmpeg process, as Matroska on its stdin (see mkvWriter). ffmpeg starts
+// with the first frame, whose time decides where the video starts next to
+// the audio.
 type ffmpegEncoder struct {
 	ctx       context.Context
 	log       *slog.Logger
-	output    string
-	tmp       string
-	w, h      int
+	opts      EncoderOptions
+	ffmpeg    string
+	src       probeResult
+	haveSrc   bool
+	tmp       *tempFile
 	frameSize int
 
 	cmd    *exec.Cmd
 	stdin  *os.File
+	mkv    *mkvWriter
 	stderr *tailBuffer
 	done   chan struct{} // closed when ffmpeg has exited
 	// waitErr is ffmpeg's exit status; read it only after done is closed.
 	waitErr error
+
+	procMu sync.Mutex  // guards proc, which Abort reads without mu
+	proc   *os.Process // the running ffmpeg; nil before the first frame
 
 	mu       sync.Mutex // serialises WriteFrame, Close and the end of Abort
 	state    int
 	failed   error // set once a write failed; the encode cannot continue
 	closeErr error
 	frames   int
-	scratch  gocv.Mat // continuous copy of non-continuous frames
-	scratchN bool     // scratch was allocated
+	first    time.Duration // the first frame's time
+	last     time.Duration // the previous frame's time
+	scratch  gocv.Mat      // continuous copy of non-continuous frames
+	scratchN bool          // scratch was allocated
 }
 
 func newFFmpegEncoder(ctx context.Context, opts EncoderOptions, ffmpeg string) (*ffmpegEncoder, error) {
-	var src probeResult
-	haveSrc := false
+	e := &ffmpegEncoder{
+		ctx:       ctx,
+		log:       opts.Logger,
+		opts:      opts,
+		ffmpeg:    ffmpeg,
+		frameSize: opts.Width * opts.Height * 3,
+		stderr:    newTailBuffer(16 << 10),
+		done:      make(chan struct{}),
+	}
 	if opts.AudioSource != "" {
 		ffprobe := findFFprobe(ffmpeg, opts.lookPath)
 		if ffprobe != "" {
-			r, err := probeWith(ctx, opts.AudioSource, ffprobe)
+			r, err := probeStreams(ctx, opts.AudioSource, ffprobe)
 			if err != nil {
 				return nil, fmt.Errorf("encoder: %w", err)
 			}
-			src, haveSrc = r, true
+			e.src, e.haveSrc = r, true
 		} else if _, err := checkInput(opts.AudioSource); err != nil {
 			return nil, fmt.Errorf("encoder: %w", err)
 		}
 	}
-
 	tmp, err := createTemp(opts.Output, opts.TempDir)
 	if err != nil {
 		return nil, err
 	}
-	args := ffmpegArgs(opts, tmp, src, haveSrc)
+	e.tmp = tmp
+	return e, nil
+}
+
+// start runs ffmpeg; first is the first frame's time.
+func (e *ffmpegEncoder) start(first time.Duration) error {
+	args := ffmpegArgs(e.opts, e.tmp.name, e.src, e.haveSrc, first)
 	pr, pw, err := os.Pipe()
 	if err != nil {
-		os.Remove(tmp)
-		return nil, fmt.Errorf("encoder: %w", err)
+		return fmt.Errorf("encoder: %w", err)
 	}
-	growPipe(pw, opts.Width*opts.Height*3)
-
-	e := &ffmpegEncoder{
-		ctx:       ctx,
-		log:       opts.Logger,
-		output:    opts.Output,
-		tmp:       tmp,
-		w:         opts.Width,
-		h:         opts.Height,
-		frameSize: opts.Width * opts.Height * 3,
-		stdin:     pw,
-		stderr:    newTailBuffer(16 << 10),
-		done:      make(chan struct{}),
-	}
-	e.cmd = exec.CommandContext(ctx, ffmpeg, args...)
+	growPipe(pw, e.frameSize)
+	e.cmd = command(e.ctx, e.ffmpeg, args...)
 	// ffmpeg reads the pipe directly; no copying goroutine sits in between.
 	e.cmd.Stdin = pr
 	e.cmd.Stderr = e.stderr
 	e.cmd.WaitDelay = 5 * time.Second
-	e.log.Debug("starting ffmpeg", "cmd", ffmpeg, "args", args)
+	e.log.Debug("starting ffmpeg", "cmd", e.ffmpeg, "args", args)
 	err = e.cmd.Start()
 	pr.Close()
 	if err != nil {
 		pw.Close()
-		os.Remove(tmp)
-		return nil, fmt.Errorf("encoder: start ffmpeg: %w", err)
+		return fmt.Errorf("encoder: start ffmpeg: %w", err)
 	}
+	e.stdin = pw
+	e.procMu.Lock()
+	e.proc = e.cmd.Process
+	e.procMu.Unlock()
 	go func() {
 		e.waitErr = e.cmd.Wait()
 		close(e.done)
 	}()
-	return e, nil
+	if e.mkv, err = newMKVWriter(pw, e.opts.Width, e.opts.Height, e.opts.FPS.Duration(1)); err != nil {
+		return e.writeFailed(err)
+	}
+	return nil
 }
 
 // findFFprobe returns the ffprobe that ships with ffmpeg, else the one on
@@ -135,20 +150,28 @@ var (
 	okColorTransfer  = []string{"bt709", "smpte170m", "gamma22", "gamma28", "smpte240m", "linear", "iec61966-2-1", "iec61966-2-4", "bt2020-10", "bt2020-12", "smpte2084", "arib-std-b67"}
 )
 
-// ffmpegArgs builds the command line: raw frames on stdin as input 0, the
-// source (for audio) as input 1.
-func ffmpegArgs(opts EncoderOptions, tmp string, src probeResult, haveSrc bool) []string {
-	args := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y",
-		"-f", "rawvideo", "-pix_fmt", "bgr24",
-		"-s", fmt.Sprintf("%dx%d", opts.Width, opts.Height),
-		"-framerate", opts.FPS.String(),
-		"-i", "pipe:0",
-	}
+// ffmpegArgs builds the command line: the frames as Matroska on stdin as
+// input 0, the source (for audio and subtitles) as input 1. first is the
+// first frame's time: ffmpeg counts every input's times from its own
+// start, so the frames' input is offset by it to keep the video where it
+// was next to the audio.
+func ffmpegArgs(opts EncoderOptions, tmp string, src probeResult, haveSrc bool, first time.Duration) []string {
 	ext := strings.ToLower(filepath.Ext(opts.Output))
+	args := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y",
+		// Everything about the stream is in the Matroska header; without
+		// these ffmpeg would buffer seconds of raw frames to guess it.
+		"-f", "matroska", "-probesize", "32", "-analyzeduration", "1",
+	}
+	if first != 0 {
+		args = append(args, "-itsoffset", strconv.FormatFloat(first.Seconds(), 'f', 6, 64))
+	}
+	args = append(args, "-i", "pipe:0")
+
 	// With an unknown source (no ffprobe) still try: "1:a?" maps nothing
 	// when there is no audio.
 	withAudio := opts.Audio == AudioCopy && opts.AudioSource != "" && (!haveSrc || src.HasAudio)
-	if withAudio {
+	subs := keptSubtitles(opts, ext, src, haveSrc)
+	if withAudio || len(subs) > 0 {
 		if opts.MaxDuration > 0 {
 			args = append(args, "-t", strconv.FormatFloat(opts.MaxDuration.Seconds(), 'f', 6, 64))
 		}
@@ -158,12 +181,37 @@ func ffmpegArgs(opts EncoderOptions, tmp string, src probeResult, haveSrc bool) 
 	if withAudio {
 		args = append(args, "-map", "1:a?")
 	}
+	for _, s := range subs {
+		args = append(args, "-map", fmt.Sprintf("1:%d", s.stream.Index))
+	}
+
+	// Each frame keeps its time, in the source's clock, so that a
+	// variable-rate video stays in step with its audio. AVI has no
+	// timestamps, only a frame rate.
+	tb := Rational{1, opts.TimeBase.Den}
+	switch {
+	case ext == ".avi":
+		tb = Rational{opts.FPS.Den, opts.FPS.Num}
+	case !opts.TimeBase.Valid():
+		// Fine enough for any frame time, exact for the nominal rate.
+		tb = Rational{1, opts.FPS.Num}
+		for tb.Den < 10000 {
+			tb.Den *= 2
+		}
+	}
+	args = append(args, "-fps_mode:v", "passthrough", "-enc_time_base:v", tb.String())
 	args = append(args, "-c:v", "libx264", "-preset", opts.Preset, "-crf", strconv.Itoa(opts.CRF), "-pix_fmt", "yuv420p")
-	if opts.Width%2 != 0 || opts.Height%2 != 0 {
-		// 4:2:0 chroma needs even dimensions; pad one black row/column.
-		opts.Logger.Warn("frame size is odd; padding the output by one pixel for H.264",
-			"width", opts.Width, "height", opts.Height)
-		args = append(args, "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2")
+	var filters []string
+	if w, h := EncodedSize(opts.Width, opts.Height); w != opts.Width || h != opts.Height {
+		// H.264 in 4:2:0 needs even sizes: one black column or row goes
+		// to the right or the bottom, so pixel coordinates stay valid.
+		filters = append(filters, fmt.Sprintf("pad=%d:%d:0:0:black", w, h))
+	}
+	if opts.SAR.Valid() {
+		filters = append(filters, "setsar="+opts.SAR.String())
+	}
+	if len(filters) > 0 {
+		args = append(args, "-vf", strings.Join(filters, ","))
 	}
 	if withAudio {
 		switch {
@@ -178,7 +226,11 @@ func ffmpegArgs(opts EncoderOptions, tmp string, src probeResult, haveSrc bool) 
 			args = append(args, "-c:a", "aac", "-b:a", "192k")
 		}
 	}
+	for i, s := range subs {
+		args = append(args, fmt.Sprintf("-c:s:%d", i), s.codec)
+	}
 	if haveSrc {
+		args = append(args, streamArgs(opts, ext, src)...)
 		for _, k := range keptTags {
 			if v, ok := lookupTag(src.tags, k); ok && v != "" {
 				args = append(args, "-metadata", k+"="+v)
@@ -200,6 +252,78 @@ func ffmpegArgs(opts EncoderOptions, tmp string, src probeResult, haveSrc bool) 
 		args = append(args, "-movflags", "+faststart")
 	}
 	return append(args, "file:"+tmp)
+}
+
+// keptSubtitle is a source subtitle stream and the codec it is written
+// with.
+type keptSubtitle struct {
+	stream Stream
+	codec  string // "copy" or an encoder name
+}
+
+// Text subtitle codecs, which every container here can hold in its own
+// text format.
+var textSubtitles = []string{"subrip", "srt", "ass", "ssa", "webvtt", "mov_text", "text"}
+
+// keptSubtitles chooses how each subtitle stream of the source is
+// written into a container with extension ext, warning in one line about
+// those that cannot be.
+func keptSubtitles(opts EncoderOptions, ext string, src probeResult, haveSrc bool) []keptSubtitle {
+	if !haveSrc || opts.Subtitles == SubtitlesDrop {
+		return nil
+	}
+	var kept []keptSubtitle
+	var dropped []string
+	for _, s := range src.Subtitles {
+		text := slices.Contains(textSubtitles, s.Codec)
+		switch {
+		case ext == ".mkv" && s.Codec == "mov_text":
+			kept = append(kept, keptSubtitle{s, "srt"})
+		case ext == ".mkv":
+			kept = append(kept, keptSubtitle{s, "copy"})
+		case (ext == ".mp4" || ext == ".m4v" || ext == ".mov") && text:
+			kept = append(kept, keptSubtitle{s, "mov_text"})
+		case (ext == ".mp4" || ext == ".m4v") && s.Codec == "dvd_subtitle":
+			kept = append(kept, keptSubtitle{s, "copy"})
+		default:
+			dropped = append(dropped, s.String())
+		}
+	}
+	if len(dropped) > 0 {
+		opts.Logger.Warn(fmt.Sprintf("subtitle streams %s cannot be stored in %s and are left out; write .mkv to keep them",
+			strings.Join(dropped, ", "), ext))
+	}
+	return kept
+}
+
+// streamArgs carries the source's timecode and says, in one line each,
+// what else of the source is left out.
+func streamArgs(opts EncoderOptions, ext string, src probeResult) []string {
+	var args []string
+	var dropped []string
+	for _, d := range src.Data {
+		if d.Tag == "tmcd" && src.timecode != "" {
+			continue // carried below, as the output's own timecode
+		}
+		dropped = append(dropped, d.String())
+	}
+	if src.timecode != "" {
+		args = append(args, "-timecode", src.timecode)
+		if ext == ".mp4" || ext == ".m4v" {
+			args = append(args, "-write_tmcd", "1")
+		}
+	}
+	if len(dropped) > 0 {
+		opts.Logger.Warn(fmt.Sprintf("data streams %s are left out: anonymize does not copy data streams, which can hold location and sensor readings",
+			strings.Join(dropped, ", ")))
+	}
+	if src.CoverArt {
+		opts.Logger.Warn("the source's cover picture or thumbnail is left out: still pictures are not anonymized")
+	}
+	if src.attachments > 0 {
+		opts.Logger.Warn(fmt.Sprintf("%d attachments (fonts, pictures) of the source are left out", src.attachments))
+	}
+	return args
 }
 
 func lookupTag(tags map[string]string, key string) (string, bool) {
@@ -243,7 +367,7 @@ func audioFits(ext, codec string) bool {
 
 func (e *ffmpegEncoder) Backend() string { return "ffmpeg libx264" }
 
-func (e *ffmpegEncoder) WriteFrame(frame gocv.Mat) error {
+func (e *ffmpegEncoder) WriteFrame(frame gocv.Mat, pts time.Duration) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	switch {
@@ -252,18 +376,29 @@ func (e *ffmpegEncoder) WriteFrame(frame gocv.Mat) error {
 	case e.failed != nil:
 		return e.failed
 	}
-	if err := checkFrame(&frame, e.w, e.h); err != nil {
+	if err := checkFrame(&frame, e.opts.Width, e.opts.Height); err != nil {
 		return err
+	}
+	if e.frames > 0 && pts <= e.last {
+		return fmt.Errorf("encoder: frame %d is timed at %v, not after the previous frame's %v", e.frames, pts, e.last)
 	}
 	data, err := e.frameBytes(&frame)
 	if err != nil {
 		return err
 	}
-	if _, err := e.stdin.Write(data); err != nil {
+	if e.frames == 0 {
+		if err := e.start(pts); err != nil {
+			e.failed = err
+			return err
+		}
+		e.first = pts
+	}
+	if err := e.mkv.writeFrame(data, pts-e.first); err != nil {
 		e.failed = e.writeFailed(err)
 		return e.failed
 	}
 	e.frames++
+	e.last = pts
 	return nil
 }
 
@@ -301,7 +436,7 @@ func (e *ffmpegEncoder) writeFailed(werr error) error {
 		<-e.done
 	}
 	if e.ctx.Err() != nil {
-		return fmt.Errorf("encode %s: %w", e.output, e.ctx.Err())
+		return fmt.Errorf("encode %s: %w", e.opts.Output, e.ctx.Err())
 	}
 	if e.waitErr != nil {
 		return e.ffmpegError(e.waitErr)
@@ -338,37 +473,35 @@ func (e *ffmpegEncoder) Close() error {
 // finish lets ffmpeg complete the file and moves it into place.
 func (e *ffmpegEncoder) finish() error {
 	defer e.release()
-	e.stdin.Close() // EOF tells ffmpeg to flush and write the index
-	<-e.done
 	var err error
+	if e.stdin != nil {
+		e.stdin.Close() // EOF tells ffmpeg to flush and write the index
+		<-e.done
+	}
 	switch {
 	case e.failed != nil:
 		err = e.failed
 	case e.ctx.Err() != nil:
-		err = fmt.Errorf("encode %s: %w", e.output, e.ctx.Err())
+		err = fmt.Errorf("encode %s: %w", e.opts.Output, e.ctx.Err())
+	case e.frames == 0:
+		err = fmt.Errorf("encode %s: no frames were written", e.opts.Output)
 	case e.waitErr != nil:
 		err = e.ffmpegError(e.waitErr)
-	case e.frames == 0:
-		err = fmt.Errorf("encode %s: no frames were written", e.output)
 	}
 	if err != nil {
-		os.Remove(e.tmp)
+		e.tmp.remove()
 		return err
 	}
 	if lines := e.stderr.lastLines(5); len(lines) > 0 {
 		e.log.Warn("ffmpeg reported problems", "stderr", strings.Join(lines, "; "))
 	}
-	return commit(e.tmp, e.output)
+	return e.tmp.commit(e.opts.Output)
 }
 
 func (e *ffmpegEncoder) Abort() error {
 	// Kill first, without the lock, so that a WriteFrame blocked on a full
 	// pipe returns and releases it.
-	select {
-	case <-e.done:
-	default:
-		e.cmd.Process.Kill()
-	}
+	e.kill()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.state != stateOpen {
@@ -376,12 +509,29 @@ func (e *ffmpegEncoder) Abort() error {
 	}
 	e.state = stateAborted
 	defer e.release()
-	e.stdin.Close()
-	<-e.done
-	if err := os.Remove(e.tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("remove temporary output: %w", err)
+	if e.stdin != nil {
+		// ffmpeg may have started after the kill above.
+		e.kill()
+		e.stdin.Close()
+		<-e.done
 	}
-	return nil
+	return e.tmp.remove()
+}
+
+// kill stops ffmpeg if it runs. Killed, it leaves a partial file that
+// Abort removes; closing its input instead would let it finish the file.
+func (e *ffmpegEncoder) kill() {
+	e.procMu.Lock()
+	p := e.proc
+	e.procMu.Unlock()
+	if p == nil {
+		return
+	}
+	select {
+	case <-e.done:
+	default:
+		p.Kill()
+	}
 }
 
 func (e *ffmpegEncoder) release() {

@@ -11,7 +11,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/anonymize-dev/anonymize/internal/testutil"
 	"gocv.io/x/gocv"
@@ -126,7 +128,7 @@ func streamDuration(t *testing.T, path, codecType string) float64 {
 // results do not depend on which prober ran.
 func probe(t *testing.T, path string) Info {
 	t.Helper()
-	r, err := probeWith(context.Background(), path, testutil.Tool(t, "ffprobe"))
+	r, err := probeWith(context.Background(), path, testutil.Tool(t, "ffprobe"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,22 +139,31 @@ func probe(t *testing.T, path string) Info {
 // the error that ended the stream.
 func countFrames(t *testing.T, path string) (int, error) {
 	t.Helper()
-	r, err := Open(context.Background(), path)
+	_, times, err := readAll(t, path)
+	return len(times), err
+}
+
+// readAll decodes path with Reader until Read fails, returning the
+// frames' times and the error that ended the stream.
+func readAll(t *testing.T, path string) (Info, []time.Duration, error) {
+	t.Helper()
+	r, err := Open(context.Background(), path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
 	m := gocv.NewMat()
 	defer m.Close()
-	n := 0
+	var times []time.Duration
 	for {
-		if err := r.Read(&m); err != nil {
-			if n != r.Frames() {
-				t.Errorf("Frames() = %d, counted %d", r.Frames(), n)
+		pts, err := r.Read(&m)
+		if err != nil {
+			if len(times) != r.Frames() {
+				t.Errorf("Frames() = %d, counted %d", r.Frames(), len(times))
 			}
-			return n, err
+			return r.Info(), times, err
 		}
-		n++
+		times = append(times, pts)
 	}
 }
 
@@ -163,6 +174,8 @@ func encodeOpts(in Info, out string) EncoderOptions {
 		Width:       in.Width,
 		Height:      in.Height,
 		FPS:         in.FPS,
+		TimeBase:    in.TimeBase,
+		SAR:         in.SAR,
 		Preset:      "ultrafast",
 		AudioSource: in.Path,
 	}
@@ -173,7 +186,7 @@ func encodeOpts(in Info, out string) EncoderOptions {
 // number of frames written.
 func transcode(t *testing.T, opts EncoderOptions, limit int) int {
 	t.Helper()
-	r, err := Open(context.Background(), opts.AudioSource)
+	r, err := Open(context.Background(), opts.AudioSource, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +199,7 @@ func transcode(t *testing.T, opts EncoderOptions, limit int) int {
 	defer m.Close()
 	n := 0
 	for limit == 0 || n < limit {
-		err := r.Read(&m)
+		pts, err := r.Read(&m)
 		if errors.Is(err, io.EOF) {
 			break
 		}
@@ -194,7 +207,7 @@ func transcode(t *testing.T, opts EncoderOptions, limit int) int {
 			enc.Abort()
 			t.Fatal(err)
 		}
-		if err := enc.WriteFrame(m); err != nil {
+		if err := enc.WriteFrame(m, pts); err != nil {
 			enc.Abort()
 			t.Fatal(err)
 		}
@@ -204,6 +217,24 @@ func transcode(t *testing.T, opts EncoderOptions, limit int) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+var testClock struct {
+	sync.Mutex
+	n map[Encoder]int
+}
+
+// tick returns the time of the next frame written to enc, at 25 fps: for
+// tests that write made-up frames.
+func tick(enc Encoder) time.Duration {
+	testClock.Lock()
+	defer testClock.Unlock()
+	if testClock.n == nil {
+		testClock.n = map[Encoder]int{}
+	}
+	n := testClock.n[enc]
+	testClock.n[enc]++
+	return time.Duration(n) * 40 * time.Millisecond
 }
 
 // logCapture returns a logger that records everything into a buffer.

@@ -58,14 +58,20 @@ func checkInput(path string) (fs.FileInfo, error) {
 // (or MPEG-4 part 2 for the OpenCV fallback) video.
 var outputExts = []string{".mp4", ".m4v", ".mov", ".mkv", ".avi"}
 
-func checkOutputExt(output string) error {
+// ErrUnsupportedOutput marks an output path whose extension names no
+// container the encoder writes: a mistake on the command line.
+var ErrUnsupportedOutput = errors.New("unsupported output container")
+
+// CheckOutputExt makes sure output's extension names a container the
+// encoders write; the error matches ErrUnsupportedOutput.
+func CheckOutputExt(output string) error {
 	ext := strings.ToLower(filepath.Ext(output))
 	if !slices.Contains(outputExts, ext) {
 		what := "has no file extension"
 		if ext != "" {
 			what = fmt.Sprintf("has unsupported extension %s", ext)
 		}
-		return fmt.Errorf("output %s %s; name it with one of %s", output, what, strings.Join(outputExts, ", "))
+		return userErrorf(ErrUnsupportedOutput, "output %s %s; name it with one of %s", output, what, strings.Join(outputExts, ", "))
 	}
 	return nil
 }
@@ -84,7 +90,7 @@ func CheckPaths(input, output string, overwrite bool) error {
 	if output == "" {
 		return errors.New("no output path given")
 	}
-	if err := checkOutputExt(output); err != nil {
+	if err := CheckOutputExt(output); err != nil {
 		return err
 	}
 	absIn, err1 := filepath.Abs(input)
@@ -131,63 +137,153 @@ func checkWritableDir(dir string) error {
 	return nil
 }
 
-// createTemp creates the empty, hidden file an encoder writes to before the
-// final rename. It lives beside output (rename is only atomic within one
-// file system), or in tempDir when given (which must be on output's file
-// system: batch runs keep partial files out of the output tree that way),
-// and keeps output's extension so that ffmpeg and OpenCV pick the right
-// container from the name. The file is created with mode 0666 so the
-// umask, not this package, decides the final permissions.
-func createTemp(output, tempDir string) (string, error) {
+// tempFile is the hidden file an encoder writes before the final rename.
+// It is locked (flock) for as long as it is written, so that a later run
+// tells a file some live process is writing from one that a killed
+// process left behind.
+type tempFile struct {
+	name string
+	lock *os.File // holds the lock; nil once released
+}
+
+// tempMarker is what names a temporary file: ".OUT.anonymize-<16 hex>.EXT".
+const tempMarker = ".anonymize-"
+
+// IsTemporary reports whether name (a path or a base name) is a temporary
+// file of an encoder, which is never a finished video: batch runs leave
+// them out of their inputs.
+func IsTemporary(name string) bool {
+	base := filepath.Base(name)
+	if !strings.HasPrefix(base, ".") {
+		return false
+	}
+	i := strings.LastIndex(base, tempMarker)
+	if i < 1 {
+		return false
+	}
+	id := strings.TrimSuffix(base[i+len(tempMarker):], filepath.Ext(base))
+	if len(id) != 16 {
+		return false
+	}
+	_, err := hex.DecodeString(id)
+	return err == nil
+}
+
+// createTemp creates the empty, hidden, locked file an encoder writes to
+// before the final rename. It lives beside output (rename is only atomic
+// within one file system), or in tempDir when given (which must be on
+// output's file system: batch runs keep partial files out of the output
+// tree that way, and clear them themselves), and keeps output's extension
+// so that ffmpeg and OpenCV pick the right container from the name. The
+// file is created with mode 0666 so the umask, not this package, decides
+// the final permissions.
+//
+// Beside output, it first removes the partial files of earlier runs for
+// the same output that were killed before they could (SIGKILL, a crash,
+// a power cut), and refuses to start while another live run writes that
+// output.
+func createTemp(output, tempDir string) (*tempFile, error) {
 	dir, base := filepath.Split(output)
 	if tempDir != "" {
 		dir = tempDir
+	} else if err := removeStaleTemps(output); err != nil {
+		return nil, err
 	}
 	ext := filepath.Ext(base)
 	var buf [8]byte
 	for range 100 {
 		if _, err := rand.Read(buf[:]); err != nil {
-			return "", err
+			return nil, err
 		}
-		name := filepath.Join(dir, "."+base+".anonymize-"+hex.EncodeToString(buf[:])+ext)
+		name := filepath.Join(dir, "."+base+tempMarker+hex.EncodeToString(buf[:])+ext)
 		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
 		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
 		if err != nil {
 			if errors.Is(err, fs.ErrPermission) {
-				return "", userErrorf(err, "cannot write to %s: permission denied", filepath.Clean(dir))
+				return nil, userErrorf(err, "cannot write to %s: permission denied", filepath.Clean(dir))
 			}
-			return "", fmt.Errorf("create temporary output beside %s: %w", output, err)
+			return nil, fmt.Errorf("create temporary output beside %s: %w", output, err)
 		}
-		return name, f.Close()
+		if err := lockFile(f, false); err != nil {
+			f.Close()
+			os.Remove(name)
+			return nil, fmt.Errorf("lock temporary output %s: %w", name, err)
+		}
+		return &tempFile{name: name, lock: f}, nil
 	}
-	return "", fmt.Errorf("create temporary output beside %s: too many name collisions", output)
+	return nil, fmt.Errorf("create temporary output beside %s: too many name collisions", output)
 }
 
-// commit flushes tmp to disk and renames it onto output. Without the sync a
-// crash shortly after the rename can leave an empty output on some file
-// systems. On failure tmp is removed.
-func commit(tmp, output string) error {
-	err := syncFile(tmp)
-	if err == nil {
-		err = os.Rename(tmp, output)
-	}
+// tempGlob matches the temporary files an encoder for output creates
+// beside it.
+func tempGlob(output string) string {
+	dir, base := filepath.Split(output)
+	return filepath.Join(dir, "."+base+tempMarker+"*"+filepath.Ext(base))
+}
+
+// removeStaleTemps removes the temporary files for output that nobody
+// holds locked, and fails if a live process holds one.
+func removeStaleTemps(output string) error {
+	matches, err := filepath.Glob(tempGlob(output))
 	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("move finished video to %s: %w", output, err)
+		return nil // only a malformed pattern fails, and then nothing matches
+	}
+	for _, m := range matches {
+		if !IsTemporary(m) {
+			continue
+		}
+		f, err := os.OpenFile(m, os.O_RDONLY, 0)
+		if err != nil {
+			continue // gone meanwhile, or not ours to read
+		}
+		if err := lockFile(f, true); err != nil {
+			f.Close()
+			if errors.Is(err, errLocked) {
+				return fmt.Errorf("another anonymize run is writing %s (its partial file %s is in use); wait for it to finish or choose another output",
+					output, filepath.Base(m))
+			}
+			continue
+		}
+		// Unlocked: whoever wrote it died. Remove it while holding the
+		// lock, so that no run takes it for live meanwhile.
+		os.Remove(m)
+		f.Close()
 	}
 	return nil
 }
 
-func syncFile(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+// commit flushes the file to disk and renames it onto output. Without the
+// sync a crash shortly after the rename can leave an empty output on some
+// file systems. On failure the file is removed.
+func (t *tempFile) commit(output string) error {
+	err := t.lock.Sync()
+	if err == nil {
+		err = os.Rename(t.name, output)
+	}
 	if err != nil {
-		return err
+		t.remove()
+		return fmt.Errorf("move finished video to %s: %w", output, err)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
+	t.release()
+	return nil
+}
+
+// remove deletes the file, then releases the lock: a run that sees the
+// file must find it locked.
+func (t *tempFile) remove() error {
+	err := os.Remove(t.name)
+	t.release()
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove temporary output: %w", err)
 	}
-	return f.Close()
+	return nil
+}
+
+func (t *tempFile) release() {
+	if t.lock != nil {
+		t.lock.Close()
+		t.lock = nil
+	}
 }

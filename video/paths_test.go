@@ -115,21 +115,17 @@ func TestCreateTempAndCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if filepath.Dir(tmp) != dir || !strings.HasPrefix(filepath.Base(tmp), ".clip.final.mp4.anonymize-") || filepath.Ext(tmp) != ".mp4" {
-		t.Errorf("temporary name %s: want a hidden file beside %s with the same extension", tmp, out)
+	name := tmp.name
+	if filepath.Dir(name) != dir || !strings.HasPrefix(filepath.Base(name), ".clip.final.mp4.anonymize-") || filepath.Ext(name) != ".mp4" {
+		t.Errorf("temporary name %s: want a hidden file beside %s with the same extension", name, out)
 	}
-	if matched, _ := filepath.Match(tempGlob(out), tmp); !matched {
-		t.Errorf("tempGlob(%s) does not match %s", out, tmp)
+	if matched, _ := filepath.Match(tempGlob(out), name); !matched || !IsTemporary(name) {
+		t.Errorf("tempGlob(%s) matches %s: %v; IsTemporary: %v", out, name, matched, IsTemporary(name))
 	}
-	tmp2, err := createTemp(out, "")
-	if err != nil || tmp2 == tmp {
-		t.Fatalf("second temporary file %s, %v: want a distinct name", tmp2, err)
-	}
-	os.Remove(tmp2)
-	if err := os.WriteFile(tmp, []byte("video"), 0o644); err != nil {
+	if err := os.WriteFile(name, []byte("video"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := commit(tmp, out); err != nil {
+	if err := tmp.commit(out); err != nil {
 		t.Fatal(err)
 	}
 	if data, err := os.ReadFile(out); err != nil || string(data) != "video" {
@@ -137,6 +133,70 @@ func TestCreateTempAndCommit(t *testing.T) {
 	}
 	if names := testutil.DirNames(t, dir); len(names) != 1 {
 		t.Errorf("folder holds %v, want only the output", names)
+	}
+}
+
+func TestCreateTempLeftovers(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "clip.mp4")
+	other := filepath.Join(dir, "other.mp4")
+
+	// A live run holds its partial file locked: a second run on the same
+	// output is refused rather than racing it to the rename.
+	live, err := createTemp(out, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := createTemp(out, ""); err == nil || !strings.Contains(err.Error(), "another anonymize run is writing") {
+		t.Fatalf("second run on the same output: %v, want 'another anonymize run is writing'", err)
+	}
+	// Another output in the same folder is not concerned.
+	otherTmp, err := createTemp(other, "")
+	if err != nil {
+		t.Fatalf("run on another output: %v", err)
+	}
+	defer otherTmp.remove()
+
+	// A killed run leaves its file unlocked: the next run removes it.
+	if err := os.WriteFile(live.name, []byte("partial"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	live.release()
+	unrelated := filepath.Join(dir, ".clip.mp4.anonymize-notours.mp4")
+	if err := os.WriteFile(unrelated, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	next, err := createTemp(out, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer next.remove()
+	if _, err := os.Stat(live.name); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the killed run's partial file is still there: %v", err)
+	}
+	if _, err := os.Stat(otherTmp.name); err != nil {
+		t.Errorf("another output's live partial file was touched: %v", err)
+	}
+	if _, err := os.Stat(unrelated); err != nil {
+		t.Errorf("a file not named like ours was removed: %v", err)
+	}
+}
+
+func TestIsTemporary(t *testing.T) {
+	for name, want := range map[string]bool{
+		".clip.mp4.anonymize-0123456789abcdef.mp4":         true,
+		"dir/.a.b.mkv.anonymize-0123456789abcdef.mkv":      true,
+		".clip.mp4.anonymize-0123456789abcdef":             true,
+		"clip.mp4.anonymize-0123456789abcdef.mp4":          false, // not hidden
+		".clip.mp4.anonymize-0123456789abcdeg.mp4":         false,
+		".clip.mp4.anonymize-0123.mp4":                     false,
+		".anonymize-writecheck-123":                        false,
+		"holiday.mp4":                                      false,
+		".clip.mp4.anonymize-0123456789abcdef.mp4.txt.mp4": false,
+	} {
+		if got := IsTemporary(name); got != want {
+			t.Errorf("IsTemporary(%q) = %v, want %v", name, got, want)
+		}
 	}
 }
 
@@ -168,10 +228,10 @@ func TestCreateTempInTempDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if filepath.Dir(tmp) != staging || filepath.Ext(tmp) != ".mkv" {
-		t.Errorf("temporary file %s: want it in %s with the output's extension", tmp, staging)
+	if filepath.Dir(tmp.name) != staging || filepath.Ext(tmp.name) != ".mkv" {
+		t.Errorf("temporary file %s: want it in %s with the output's extension", tmp.name, staging)
 	}
-	if err := commit(tmp, out); err != nil {
+	if err := tmp.commit(out); err != nil {
 		t.Fatal(err)
 	}
 	if entries, _ := os.ReadDir(staging); len(entries) != 0 {

@@ -3,10 +3,10 @@ package video
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -39,7 +39,7 @@ func TestReaderReadsEveryFrame(t *testing.T) {
 func TestReaderFrames(t *testing.T) {
 	dir := t.TempDir()
 	path := makeClip(t, dir, clipSpec{name: "clip.mp4", size: "96x64", frames: 3})
-	r, err := Open(context.Background(), path)
+	r, err := Open(context.Background(), path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestReaderFrames(t *testing.T) {
 	m := gocv.NewMat()
 	defer m.Close()
 	for i := range 3 {
-		if err := r.Read(&m); err != nil {
+		if _, err := r.Read(&m); err != nil {
 			t.Fatalf("frame %d: %v", i, err)
 		}
 		if m.Cols() != 96 || m.Rows() != 64 || m.Type() != gocv.MatTypeCV8UC3 {
@@ -59,7 +59,7 @@ func TestReaderFrames(t *testing.T) {
 	}
 	// The end is sticky and Close is idempotent.
 	for range 2 {
-		if err := r.Read(&m); !errors.Is(err, io.EOF) {
+		if _, err := r.Read(&m); !errors.Is(err, io.EOF) {
 			t.Fatalf("Read at end = %v, want io.EOF", err)
 		}
 	}
@@ -70,15 +70,22 @@ func TestReaderFrames(t *testing.T) {
 }
 
 func TestReaderTruncated(t *testing.T) {
+	// A file cut short is refused when opened, before any work: its index
+	// or header promises frames its packets do not hold.
 	dir := t.TempDir()
 	tests := []struct {
-		clip clipSpec
+		clip   clipSpec
+		approx bool
 	}{
 		// The index is at the front, so the declared count survives the
 		// cut and is exact.
-		{clipSpec{name: "faststart.mp4", frames: 90, extra: []string{"-movflags", "+faststart"}}},
+		{clip: clipSpec{name: "faststart.mp4", frames: 90, extra: []string{"-movflags", "+faststart"}}},
 		// AVI declares its length in the header.
-		{clipSpec{name: "clip.avi", rate: "25", frames: 90}},
+		{clip: clipSpec{name: "clip.avi", rate: "25", frames: 90}},
+		// Matroska and WebM state the track's duration; the count is
+		// estimated from it.
+		{clip: clipSpec{name: "clip.mkv", rate: "25", frames: 90}, approx: true},
+		{clip: clipSpec{name: "clip.webm", rate: "25", frames: 90, vcodec: "libvpx-vp9", extra: []string{"-deadline", "realtime"}}, approx: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.clip.name, func(t *testing.T) {
@@ -91,44 +98,91 @@ func TestReaderTruncated(t *testing.T) {
 			if err := os.WriteFile(cut, data[:len(data)/2], 0o644); err != nil {
 				t.Fatal(err)
 			}
-			n, err := countFrames(t, cut)
+			r, err := Open(context.Background(), cut, nil)
+			if err == nil {
+				r.Close()
+			}
 			var trunc *TruncatedError
 			if !errors.As(err, &trunc) {
-				t.Fatalf("after %d frames: %v, want *TruncatedError", n, err)
+				t.Fatalf("Open(cut file) = %v, want *TruncatedError", err)
 			}
-			if trunc.Frame != n || trunc.Expected != tt.clip.frames || n >= tt.clip.frames || n == 0 {
-				t.Errorf("TruncatedError %+v after %d decoded frames, want Frame %d of %d", trunc, n, n, tt.clip.frames)
+			if trunc.Frame == 0 || trunc.Frame >= 90*2/3 || trunc.Approx != tt.approx || !trunc.Early || trunc.Path != cut {
+				t.Errorf("TruncatedError %+v, want the frames of about half the file", trunc)
 			}
-			want := "stream is corrupt or truncated: decoding stopped at frame " + strconv.Itoa(n) + " of " + strconv.Itoa(tt.clip.frames)
-			if err.Error() != want || trunc.Path != cut {
-				t.Errorf("error %q for %s, want %q for %s", err, trunc.Path, want, cut)
+			if tt.approx {
+				if trunc.Expected < 85 || trunc.Expected > 95 {
+					t.Errorf("estimated %d frames, want about 90", trunc.Expected)
+				}
+			} else if trunc.Expected != 90 {
+				t.Errorf("expected %d frames, want 90", trunc.Expected)
+			}
+			want := fmt.Sprintf("%s: stream is corrupt or truncated: the file ends at frame %d of ", cut, trunc.Frame)
+			if !strings.HasPrefix(err.Error(), want) {
+				t.Errorf("error %q, want it to start %q", err, want)
 			}
 		})
 	}
 }
 
-func TestReaderEndTolerance(t *testing.T) {
-	// Unit test of the end-of-stream decision on counts that are hard to
-	// produce with real files.
+func TestReaderStoppedEarly(t *testing.T) {
+	// Decoding that ends before the last frame the packets hold (damage
+	// the index does not show) fails; frames the decoder drops on the way
+	// without stopping are only a warning.
+	tl := &timeline{tb: Rational{1, 25}, pts: []int64{0, 1, 2, 3, 4, 5}, frames: 6, packets: 6, end: 6}
+	for _, tt := range []struct {
+		name      string
+		decoded   int
+		last      int64
+		truncated bool
+	}{
+		{"all frames", 6, 5, false},
+		{"one dropped midway", 5, 5, false},
+		{"stopped at the fourth", 4, 3, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			logger, logs := logCapture()
+			r := &Reader{src: probeResult{timeline: tl}, info: Info{Path: "x.mkv"}, log: logger, frames: tt.decoded, prev: tt.last}
+			err := r.endOfStream()
+			var trunc *TruncatedError
+			if errors.As(err, &trunc) != tt.truncated {
+				t.Fatalf("endOfStream() = %v, want truncated=%v", err, tt.truncated)
+			}
+			if tt.truncated {
+				if got := err.Error(); got != fmt.Sprintf("stream is corrupt or truncated: decoding stopped at frame %d of 6", tt.decoded) {
+					t.Errorf("error %q", got)
+				}
+				return
+			}
+			if !errors.Is(err, io.EOF) {
+				t.Errorf("endOfStream() = %v, want io.EOF", err)
+			}
+			if warned := strings.Contains(logs.String(), "could not be decoded"); warned != (tt.decoded < 6) {
+				t.Errorf("warning about undecodable frames: %v, want %v:\n%s", warned, tt.decoded < 6, logs)
+			}
+		})
+	}
+}
+
+func TestReaderEndByCount(t *testing.T) {
+	// Without ffprobe there is no packet scan: the end is judged against
+	// the count OpenCV reads from the header or estimates.
 	tests := []struct {
 		name      string
 		declared  int
-		exact     bool
 		decoded   int
 		truncated bool
 	}{
-		{"exact count reached", 100, true, 100, false},
-		{"exact count one short", 100, true, 99, true},
-		{"more than declared", 100, true, 101, false},
-		{"estimate two short", 100, false, 98, false},
-		{"estimate three short", 100, false, 97, true},
-		{"long estimate within 1%", 1000, false, 990, false},
-		{"long estimate beyond 1%", 1000, false, 989, true},
-		{"unknown count", 0, false, 5, false},
+		{"count reached", 100, 100, false},
+		{"more than declared", 100, 101, false},
+		{"two short", 100, 98, false},
+		{"three short", 100, 97, true},
+		{"long within 1%", 1000, 990, false},
+		{"long beyond 1%", 1000, 989, true},
+		{"unknown count", 0, 5, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := &Reader{info: Info{Path: "x.mp4", FrameCount: tt.declared, FrameCountExact: tt.exact}, frames: tt.decoded}
+			r := &Reader{info: Info{Path: "x.mp4", FrameCount: tt.declared}, frames: tt.decoded}
 			err := r.endOfStream()
 			var trunc *TruncatedError
 			if got := errors.As(err, &trunc); got != tt.truncated {
@@ -148,7 +202,7 @@ func TestReaderEndTolerance(t *testing.T) {
 func TestOpenErrors(t *testing.T) {
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "missing.mp4")
-	if _, err := Open(context.Background(), missing); err == nil || !strings.Contains(err.Error(), "does not exist") {
+	if _, err := Open(context.Background(), missing, nil); err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Errorf("Open(missing) = %v, want 'does not exist'", err)
 	}
 }

@@ -220,26 +220,12 @@ func TestBatchKilledAndResumed(t *testing.T) {
 	args := append([]string{"batch", "-q", "--device", "cpu", "--jobs", "1"}, modelFlags(detector, pose)...)
 	args = append(args, in, out)
 
-	cmd := exec.Command(anonymizeBin(t), args...)
-	cmd.Env = append(os.Environ(), "ANONYMIZE_ORT_LIB="+testutil.ORTLib(t))
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	// Kill once a few files are recorded done, while another is encoding.
-	state := filepath.Join(out, ".anonymize", "state.jsonl")
-	deadline := time.Now().Add(2 * time.Minute)
-	for countLines(state) < 3 {
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatal("the batch did not finish 3 files in time")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	time.Sleep(150 * time.Millisecond)
+	cmd, _ := startBatchUntil(t, args, out, 3)
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
 
-	done := countLines(state)
+	done := countLines(filepath.Join(out, ".anonymize", "state.jsonl"))
 	if done >= len(files) {
 		t.Fatalf("all %d files were done before the kill: nothing to resume", done)
 	}
@@ -290,6 +276,32 @@ func TestBatchKilledAndResumed(t *testing.T) {
 	if left, _ := os.ReadDir(filepath.Join(out, ".anonymize", "tmp")); len(left) != 0 {
 		t.Errorf("partial files left in the staging folder: %v", left)
 	}
+}
+
+// startBatchUntil starts the binary with args (a batch into out) and
+// returns once n files are recorded done and another has had time to
+// start encoding.
+func startBatchUntil(t *testing.T, args []string, out string, n int) (*exec.Cmd, *strings.Builder) {
+	t.Helper()
+	cmd := exec.Command(anonymizeBin(t), args...)
+	cmd.Env = append(os.Environ(), "ANONYMIZE_ORT_LIB="+testutil.ORTLib(t))
+	var errOut strings.Builder
+	cmd.Stderr = &errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(out, ".anonymize", "state.jsonl")
+	deadline := time.Now().Add(2 * time.Minute)
+	for countLines(state) < n {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("the batch did not finish %d files in time; stderr:\n%s", n, errOut.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(150 * time.Millisecond)
+	return cmd, &errOut
 }
 
 func countLines(path string) int {
@@ -385,5 +397,85 @@ func TestBatchDryRun(t *testing.T) {
 	}
 	if got := outputTree(t, out); len(got) != 0 {
 		t.Errorf("dry run wrote %v", got)
+	}
+}
+
+// TestBatchTerminated sends SIGTERM to a batch, as Kubernetes does to a pod
+// it evicts: the batch stops with 143, says how to resume, and leaves only
+// complete videos.
+func TestBatchTerminated(t *testing.T) {
+	detector, pose, _, _ := e2eFixtures(t)
+	_, frames := shortClip(t)
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in"), filepath.Join(dir, "out")
+	files := map[string]string{}
+	for _, name := range []string{"a", "b", "c", "d", "e", "f"} {
+		files[name+".mp4"] = "<clip>"
+	}
+	writeTree(t, in, files)
+	args := append(append([]string{"batch", "-q", "--device", "cpu", "--jobs", "1"}, modelFlags(detector, pose)...), in, out)
+	cmd, errOut := startBatchUntil(t, args, out, 1)
+	cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	if got := exitStatus(err); got != 143 {
+		t.Errorf("exit %v, want 143", err)
+	}
+	want := "anonymize: interrupted by SIGTERM; unfinished output was removed; finished files are kept: run the same command again to resume"
+	if got := lastLine(errOut.String()); got != want {
+		t.Errorf("last line %q, want %q", got, want)
+	}
+	done := outputTree(t, out)
+	if len(done) == 0 || len(done) == len(files) {
+		t.Fatalf("output tree %v: want some files, not all", done)
+	}
+	for _, rel := range done {
+		if n := countFrames(t, filepath.Join(out, rel)); n != frames {
+			t.Errorf("%s has %d frames, want %d", rel, n, frames)
+		}
+	}
+	rep := readReport(t, filepath.Join(out, "anonymize-report.json"))
+	if rep.RunStatus != batch.RunInterrupted {
+		t.Errorf("report run_status %q", rep.RunStatus)
+	}
+}
+
+// TestBatchReportsTiming: the audit report says which inputs have a
+// variable frame rate and which are stored turned, and a partial file
+// that a killed `anonymize video` left in the input tree is no input.
+func TestBatchReportsTiming(t *testing.T) {
+	detector, pose, _, _ := e2eFixtures(t)
+	clip, frames := shortClip(t)
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in"), filepath.Join(dir, "out")
+	if err := os.MkdirAll(in, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ffmpeg := testutil.Tool(t, "ffmpeg")
+	mustRun(t, ffmpeg, "-v", "error", "-i", clip, "-vf", "setpts='(N+if(gte(N,8),20,0))/30/TB'", "-fps_mode", "passthrough",
+		"-c:v", "libx264", "-c:a", "copy", filepath.Join(in, "phone.mkv"))
+	mustRun(t, ffmpeg, "-v", "error", "-i", clip, "-c", "copy", "-metadata:s:v:0", "rotate=90", filepath.Join(in, "portrait.mp4"))
+	copyFile(t, clip, filepath.Join(in, ".portrait.mp4.anonymize-00112233445566ff.mp4"))
+	r := run(t, nil, append(append([]string{"batch", "-q", "--device", "cpu"}, modelFlags(detector, pose)...), in, out)...)
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	rep := readReport(t, filepath.Join(out, "anonymize-report.json"))
+	if len(rep.Files) != 2 {
+		t.Fatalf("report lists %d files, want the two videos", len(rep.Files))
+	}
+	for _, f := range rep.Files {
+		if f.Frames != frames || f.Video == nil {
+			t.Fatalf("%s: %d frames, video %+v", f.Input, f.Frames, f.Video)
+		}
+		switch f.Input {
+		case "phone.mkv":
+			if f.Video.FPS != "variable" || f.Video.Orientation != "" {
+				t.Errorf("phone.mkv reported at %s fps, orientation %q; want variable, none", f.Video.FPS, f.Video.Orientation)
+			}
+		case "portrait.mp4":
+			if f.Video.FPS == "variable" || f.Video.Orientation == "" || f.Video.Width != 360 || f.Video.Height != 480 {
+				t.Errorf("portrait.mp4 reported as %+v; want a constant rate, an orientation and 360x480", *f.Video)
+			}
+		}
 	}
 }

@@ -61,7 +61,7 @@ func NewCmdBatch(f *Factory, runF func(context.Context, *BatchOptions) error) *c
 			"JOB_COMPLETION_INDEX and ANONYMIZE_SHARD_COUNT, as in a Kubernetes Indexed Job); merge\n" +
 			"their reports with `anonymize report merge`.\n\n" +
 			"Exit status: 0 all done, 3 some files failed (see the report), 1 the batch could not\n" +
-			"run, 2 usage error, 130 interrupted (run again to resume).",
+			"run, 2 usage error, 130/143/129 interrupted by SIGINT/SIGTERM/SIGHUP (run again to resume).",
 		Example: "  anonymize batch /data/raw /data/anonymized\n" +
 			"  anonymize batch --dry-run --include '*.mp4' --exclude 'drafts/**' raw anonymized\n" +
 			"  anonymize batch --shard-index 0 --shard-count 4 raw anonymized",
@@ -168,6 +168,9 @@ func runBatch(ctx context.Context, opts *BatchOptions) (err error) {
 	if err != nil {
 		if errors.Is(err, batch.ErrUsage) {
 			return usageError{err}
+		}
+		if ctx.Err() != nil && !opts.DryRun {
+			return resumable{err}
 		}
 		return err
 	}

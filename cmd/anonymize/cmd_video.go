@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -39,6 +40,9 @@ func NewCmdVideo(f *Factory, runF func(context.Context, *VideoOptions) error) *c
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Input, opts.Output = args[0], args[1]
 			if err := opts.Config.Validate(); err != nil {
+				return usageError{err}
+			}
+			if err := video.CheckOutputExt(opts.Output); err != nil {
 				return usageError{err}
 			}
 			if err := validateTelemetry(&opts.Telemetry, f.Getenv, cmd.Flags()); err != nil {
@@ -93,6 +97,21 @@ func runVideo(ctx context.Context, opts *VideoOptions) (err error) {
 func summaryLine(res pipeline.Result, providers string) string {
 	s := res.Stats
 	m := s.Masks
-	return fmt.Sprintf("anonymize: %s: %d frames, %d people masked (up to %d in a frame), fallbacks: %d face_keypoints, %d head_box, %d radius_floor; %.1f fps on %s, encoded with %s",
-		res.Output, s.Frames, s.People, s.MaxPeople, m.FaceKeypoints, m.HeadBox, m.RadiusFloor, s.FPS(), providers, res.Encoder)
+	return fmt.Sprintf("anonymize: %s: %d frames (%s), %d people masked (up to %d in a frame), fallbacks: %d face_keypoints, %d head_box, %d radius_floor; %.1f fps on %s, encoded with %s",
+		res.Output, s.Frames, videoNotes(res), s.People, s.MaxPeople, m.FaceKeypoints, m.HeadBox, m.RadiusFloor, s.FPS(), providers, res.Encoder)
+}
+
+// videoNotes says how the output's picture and timing follow the input's:
+// the size, the rate, and what was done about orientation and odd sizes.
+func videoNotes(res pipeline.Result) string {
+	in := res.Input
+	notes := []string{fmt.Sprintf("%dx%d", res.OutputWidth, res.OutputHeight)}
+	if res.OutputWidth != in.Width || res.OutputHeight != in.Height {
+		notes[0] += fmt.Sprintf(" padded from %dx%d", in.Width, in.Height)
+	}
+	notes = append(notes, in.Rate())
+	if !in.Orientation.IsIdentity() {
+		notes = append(notes, "made upright (players show the input "+in.Orientation.String()+")")
+	}
+	return strings.Join(notes, ", ")
 }

@@ -3,12 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/spf13/cobra"
 
 	"github.com/anonymize-dev/anonymize/pipeline"
+	"github.com/anonymize-dev/anonymize/video"
 )
 
 // testFactory returns a Factory whose streams are buffers and whose
@@ -42,14 +46,14 @@ func TestNewCmdVideoFlags(t *testing.T) {
 			args: []string{"--device", "cuda:1", "--ort-lib", "/x/libonnxruntime.so", "--models-dir", "/m",
 				"--detector-model", "d.onnx", "--pose-model", "p.onnx", "--threshold", "0.8", "--detect-size", "640",
 				"--pose-batch", "4", "--kpt-threshold", "0.5", "--mask-scale", "1.3", "--crf", "23", "--preset", "slow",
-				"--audio", "drop", "--frames", "10", "--draw", "--overwrite", "-q", "a.mov", "b.mkv"},
+				"--audio", "drop", "--subtitles", "drop", "--frames", "10", "--draw", "--overwrite", "-q", "a.mov", "b.mkv"},
 			want: func(o *VideoOptions) {
 				o.Input, o.Output = "a.mov", "b.mkv"
 				o.Overwrite, o.Quiet = true, true
 				c := &o.Config
 				c.Device, c.ORTLib, c.ModelsDir, c.DetectorModel, c.PoseModel = "cuda:1", "/x/libonnxruntime.so", "/m", "d.onnx", "p.onnx"
 				c.Threshold, c.DetectSize, c.PoseBatch, c.KptThreshold, c.MaskScale = 0.8, 640, 4, 0.5, 1.3
-				c.CRF, c.Preset, c.Audio, c.Frames, c.Draw = 23, "slow", "drop", 10, true
+				c.CRF, c.Preset, c.Audio, c.Subtitles, c.Frames, c.Draw = 23, "slow", "drop", "drop", 10, true
 			},
 		},
 		{name: "one argument", args: []string{"in.mp4"}, wantErr: "accepts 2 arg(s)"},
@@ -59,6 +63,9 @@ func TestNewCmdVideoFlags(t *testing.T) {
 		{name: "crf out of range", args: []string{"--crf", "60", "a", "b"}, wantErr: "--crf 60"},
 		{name: "unknown preset", args: []string{"--preset", "warp", "a", "b"}, wantErr: "--preset"},
 		{name: "bad audio", args: []string{"--audio", "mute", "a", "b"}, wantErr: "--audio"},
+		{name: "bad subtitles", args: []string{"--subtitles", "burn", "a", "b"}, wantErr: "--subtitles"},
+		{name: "output container not written", args: []string{"in.mp4", "out.webm"}, wantErr: "out.webm has unsupported extension .webm; name it with one of .mp4"},
+		{name: "output without extension", args: []string{"in.mp4", "out"}, wantErr: "output out has no file extension"},
 		{name: "negative frames", args: []string{"--frames", "-1", "a", "b"}, wantErr: "--frames -1"},
 		{name: "tiny detect size", args: []string{"--detect-size", "8", "a", "b"}, wantErr: "--detect-size 8"},
 		{name: "negative mask scale", args: []string{"--mask-scale", "-1", "a", "b"}, wantErr: "--mask-scale"},
@@ -97,6 +104,7 @@ func TestExecuteExitCodes(t *testing.T) {
 		{"bad flag value", []string{"video", "--crf", "0", "a.mp4", "b.mp4"}, exitUsage, "--crf 0"},
 		{"unknown command", []string{"frobnicate"}, exitUsage, "unknown command"},
 		{"missing input", []string{"video", "/nonexistent/in.mp4", "out.mp4"}, exitError, "does not exist"},
+		{"unsupported output", []string{"video", "/nonexistent/in.mp4", "out.webm"}, exitUsage, "unsupported extension .webm"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -108,6 +116,44 @@ func TestExecuteExitCodes(t *testing.T) {
 			first, _, _ := strings.Cut(errOut.String(), "\n")
 			if !strings.HasPrefix(first, "anonymize: error: ") || !strings.Contains(first, tt.wantErr) {
 				t.Errorf("first stderr line %q, want an error mentioning %q", first, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestExitCodeOf(t *testing.T) {
+	byTERM, cancelTERM := context.WithCancelCause(context.Background())
+	cancelTERM(interruption{syscall.SIGTERM})
+	byHUP, cancelHUP := context.WithCancelCause(context.Background())
+	cancelHUP(interruption{syscall.SIGHUP})
+	byINT, cancelINT := context.WithCancelCause(context.Background())
+	cancelINT(interruption{syscall.SIGINT})
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	stopped := fmt.Errorf("frame 3: %w", context.Canceled)
+	tests := []struct {
+		name string
+		ctx  context.Context
+		err  error
+		want int
+	}{
+		{"success", context.Background(), nil, 0},
+		{"failure", context.Background(), errors.New("disk full"), 1},
+		{"usage", context.Background(), usageError{errors.New("bad")}, 2},
+		{"output container", context.Background(), fmt.Errorf("x: %w", video.ErrUnsupportedOutput), 2},
+		{"some batch files failed", context.Background(), exitCodeError{3}, 3},
+		{"Ctrl-C", byINT, stopped, 130},
+		{"SIGTERM", byTERM, stopped, 143},
+		{"SIGHUP", byHUP, stopped, 129},
+		{"SIGTERM during the final flush", byTERM, nil, 143},
+		{"a batch interrupted by SIGTERM", byTERM, resumable{stopped}, 143},
+		{"cancelled without a signal", cancelled, stopped, 130},
+		{"another error while interrupted", byTERM, errors.New("ffmpeg failed"), 143},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := exitCodeOf(tt.ctx, tt.err); got != tt.want {
+				t.Errorf("exitCodeOf = %d, want %d", got, tt.want)
 			}
 		})
 	}

@@ -17,7 +17,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"gocv.io/x/gocv"
 
@@ -414,42 +413,6 @@ func TestRealFootage(t *testing.T) {
 			assertSameStreams(t, in, out, tt.want)
 		})
 	}
-}
-
-// TestInterruptLeavesNothing sends SIGINT mid-run: exit 130, no output, no
-// temporary file.
-func TestInterruptLeavesNothing(t *testing.T) {
-	detector, pose, _, _ := e2eFixtures(t)
-	in := filepath.Join(testutil.RepoRoot(t), "testdata", "clips", "vtest.avi")
-	if _, err := os.Stat(in); err != nil {
-		testutil.Missing(t, in, "run `make testdata`")
-	}
-	dir := t.TempDir()
-	out := filepath.Join(dir, "out.mp4")
-	cmd := exec.Command(anonymizeBin(t), append(append([]string{"video", "-q", "--device", "cpu"}, modelFlags(detector, pose)...), in, out)...)
-	cmd.Env = append(os.Environ(), "ANONYMIZE_ORT_LIB="+testutil.ORTLib(t))
-	var errOut bytes.Buffer
-	cmd.Stderr = &errOut
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// Wait until encoding has started (the temporary file exists).
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		entries, _ := os.ReadDir(dir)
-		if len(entries) > 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	time.Sleep(300 * time.Millisecond)
-	cmd.Process.Signal(os.Interrupt)
-	err := cmd.Wait()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted {
-		t.Errorf("exit %v, want %d; stderr:\n%s", err, exitInterrupted, errOut.String())
-	}
-	assertEmptyDir(t, dir)
 }
 
 func assertEmptyDir(t *testing.T, dir string) {

@@ -58,10 +58,11 @@ func TestBadInputs(t *testing.T) {
 			wantMsg: []string{"empty.avi has no video frames"},
 		},
 		{
-			name: "stream corrupt midway",
+			name: "stream cut midway",
 			setup: func(t *testing.T, dir string) ([]string, []string) {
 				// The clip is written with its index first (faststart), so a
-				// cut file still opens and promises every frame.
+				// cut file still opens and promises every frame: it is
+				// refused before any work.
 				data, err := os.ReadFile(clip)
 				if err != nil {
 					t.Fatal(err)
@@ -70,7 +71,7 @@ func TestBadInputs(t *testing.T) {
 				writeFile(t, in, string(data[:len(data)*6/10]))
 				return video(in, filepath.Join(dir, "out.mp4")), nil
 			},
-			wantMsg: []string{"cut.mp4: stream is corrupt or truncated: decoding stopped at frame ", " of 45"},
+			wantMsg: []string{"cut.mp4: stream is corrupt or truncated: the file ends at frame ", " of 45"},
 		},
 		{
 			name: "output folder missing",

@@ -28,6 +28,7 @@ func addPipelineFlags(fs *pflag.FlagSet, c *pipeline.Config) {
 	fs.IntVar(&c.CRF, "crf", c.CRF, "x264 constant rate factor, 1 (best) to 51: 18 is visually lossless, 23 is x264's default")
 	fs.StringVar(&c.Preset, "preset", c.Preset, "x264 speed preset (ultrafast ... veryslow)")
 	fs.StringVar(&c.Audio, "audio", c.Audio, "audio of the input: copy or drop")
+	fs.StringVar(&c.Subtitles, "subtitles", c.Subtitles, "subtitles of the input: copy (where the output container can hold them) or drop")
 	fs.IntVar(&c.Frames, "frames", c.Frames, "process only the first N frames (0: all)")
 	fs.BoolVar(&c.Draw, "draw", c.Draw, "also draw boxes and skeletons (debugging; the output still has the masks)")
 }

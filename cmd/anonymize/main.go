@@ -6,8 +6,6 @@ package main
 import (
 	"context"
 	"os"
-	"os/signal"
-	"syscall"
 )
 
 func main() {
@@ -18,13 +16,7 @@ func main() {
 	if _, set := os.LookupEnv("OPENCV_FFMPEG_LOGLEVEL"); !set {
 		os.Setenv("OPENCV_FFMPEG_LOGLEVEL", "-8") // AV_LOG_QUIET
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	go func() {
-		// The first Ctrl-C cancels the run and cleans up; a second one, if
-		// the clean-up hangs, kills the process the default way.
-		<-ctx.Done()
-		stop()
-	}()
+	ctx, stop := notifyContext(context.Background())
 	code := Execute(ctx, NewFactory())
 	stop()
 	os.Exit(code)

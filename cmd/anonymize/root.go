@@ -8,14 +8,16 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/anonymize-dev/anonymize/video"
 )
 
-// Exit statuses.
+// Exit statuses. A signal gives 128 plus its number (interruption).
 const (
 	exitOK          = 0
 	exitError       = 1
 	exitUsage       = 2
-	exitInterrupted = 130
+	exitInterrupted = 130 // cancelled without a signal: as if by Ctrl-C
 )
 
 // usageError marks a mistake in the command line (exit status 2).
@@ -23,6 +25,13 @@ type usageError struct{ err error }
 
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
+
+// resumable marks the error of a command interrupted midway that a re-run
+// continues (batch): the interruption message says so.
+type resumable struct{ err error }
+
+func (e resumable) Error() string { return e.err.Error() }
+func (e resumable) Unwrap() error { return e.err }
 
 // exitCodeError carries an exit status without a message of its own (the
 // command already printed what went wrong, as doctor does).
@@ -66,11 +75,24 @@ func Execute(ctx context.Context, f *Factory, args ...string) int {
 	}
 	err := root.ExecuteContext(ctx)
 	code := exitCodeOf(ctx, err)
+	var sig interruption
+	interrupted := errors.As(context.Cause(ctx), &sig)
 	switch {
+	case err == nil && interrupted:
+		// The work was done when the signal came, during the last flush.
+		fmt.Fprintf(f.IO.ErrOut, "anonymize: %s received at the end; the output is complete, telemetry may be incomplete\n", sig.name())
 	case err == nil || errors.As(err, new(exitCodeError)):
 		// Nothing to say, or the command already said it.
-	case code == exitInterrupted:
-		fmt.Fprintln(f.IO.ErrOut, "anonymize: interrupted; unfinished output was removed")
+	case interrupted || code == exitInterrupted:
+		what := "interrupted"
+		if interrupted {
+			what += " by " + sig.name()
+		}
+		msg := "anonymize: " + what + "; unfinished output was removed"
+		if errors.As(err, new(resumable)) {
+			msg += "; finished files are kept: run the same command again to resume"
+		}
+		fmt.Fprintln(f.IO.ErrOut, msg)
 	default:
 		msg := strings.TrimSpace(err.Error())
 		fmt.Fprintf(f.IO.ErrOut, "anonymize: error: %s\n", strings.ReplaceAll(msg, "\n", "; "))
@@ -85,14 +107,20 @@ func Execute(ctx context.Context, f *Factory, args ...string) int {
 // records it too.
 func exitCodeOf(ctx context.Context, err error) int {
 	var code exitCodeError
+	var sig interruption
+	interrupted := errors.As(context.Cause(ctx), &sig)
 	switch {
+	case err == nil && interrupted:
+		return sig.exitCode()
 	case err == nil:
 		return exitOK
 	case errors.As(err, &code):
 		return code.code
+	case ctx.Err() != nil && interrupted:
+		return sig.exitCode()
 	case ctx.Err() != nil && errors.Is(err, context.Canceled):
 		return exitInterrupted
-	case errors.As(err, new(usageError)) || isCobraUsage(err):
+	case errors.As(err, new(usageError)) || isCobraUsage(err) || errors.Is(err, video.ErrUnsupportedOutput):
 		return exitUsage
 	}
 	return exitError

@@ -263,7 +263,13 @@ func (t *Telemetry) Shutdown(ctx context.Context, exitCode int) {
 	if t == nil || t.tp == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.opts.ShutdownTimeout)
+	// A run cut short still gets its telemetry out (bounded); but once the
+	// flush has begun, being told to stop (SIGTERM) ends it at once.
+	base := ctx
+	if ctx.Err() != nil {
+		base = context.WithoutCancel(ctx)
+	}
+	ctx, cancel := context.WithTimeout(base, t.opts.ShutdownTimeout)
 	defer cancel()
 
 	var wandbProblem string
