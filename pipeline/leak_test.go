@@ -18,7 +18,7 @@ import (
 // (synthclip's renderer, say) do when the shape differs.
 type replacingSource struct{ fakeSource }
 
-func (s *replacingSource) Read(dst *gocv.Mat) error {
+func (s *replacingSource) Read(dst *gocv.Mat) (time.Duration, error) {
 	dst.Close()
 	*dst = gocv.NewMat()
 	return s.fakeSource.Read(dst)
