@@ -26,6 +26,7 @@ type hashedSettings struct {
 	Format       int      `json:"format"`
 	Models       []string `json:"models"`    // "role:sha256", sorted
 	Threshold    string   `json:"threshold"` // floats as strconv 'g' text: NaN has no JSON number
+	PersonClass  int      `json:"person_class"`
 	DetectSize   int      `json:"detect_size"`
 	KptThreshold string   `json:"kpt_threshold"`
 	MaskScale    string   `json:"mask_scale"`
@@ -45,6 +46,7 @@ func SettingsHash(cfg pipeline.Config, models []pipeline.ModelRef) string {
 		Format:       settingsFormat,
 		Models:       make([]string, 0, len(models)),
 		Threshold:    formatFloat(cfg.Threshold),
+		PersonClass:  cfg.PersonClass,
 		DetectSize:   cfg.DetectSize,
 		KptThreshold: formatFloat(cfg.KptThreshold),
 		MaskScale:    formatFloat(cfg.MaskScale),

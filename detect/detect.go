@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"gocv.io/x/gocv"
 
 	"github.com/anonymize-dev/anonymize/inference"
@@ -51,6 +52,11 @@ type Config struct {
 	// does: the short side becomes ShortSide unless the long side would
 	// then exceed LongSide.
 	ShortSide, LongSide int
+	// PersonClass is the person's index in the model's class head; 0
+	// means the COCO label set (models.COCOClasses wide, person at
+	// models.COCOPersonClass), and then a head of any other width is
+	// refused rather than trusted.
+	PersonClass int
 }
 
 // DefaultConfig returns DetrImageProcessor's sizes and the reference's threshold.
@@ -72,10 +78,44 @@ type Detector struct {
 	mask     *ort.Tensor[int64]
 }
 
+// CheckModel refuses a DETR model the detector cannot use as it is
+// configured, before any frame: a batch fixed above one, or a class head
+// that does not hold the person class where it is looked for. Sizes the
+// model leaves symbolic are checked on its first output instead.
+func CheckModel(b models.Binding, cfg Config) error {
+	if in, ok := b.Input(models.DETRPixelValues); ok && len(in.Dims) > 0 && in.Dims[0] > 1 {
+		return fmt.Errorf("person detector (DETR): %q has a fixed batch of %d; anonymize sends one frame at a time: export the model with a dynamic batch",
+			in.Name, in.Dims[0])
+	}
+	for _, out := range b.Outputs {
+		if out.Name == models.DETRLogits && len(out.Dims) == 3 && out.Dims[2] > 0 {
+			return checkClasses(int(out.Dims[2]), cfg.PersonClass)
+		}
+	}
+	return nil
+}
+
+// checkClasses checks a class head of the given width against the person
+// class the detector looks up.
+func checkClasses(classes, personClass int) error {
+	switch {
+	case personClass == 0 && classes != models.COCOClasses:
+		return fmt.Errorf("person detector (DETR): the model has %d classes, not the %d of the COCO label set in which class %d is person; "+
+			"if its labels differ, pass --person-class with the index of its person class", classes, models.COCOClasses, models.COCOPersonClass)
+	case personClass > 0 && personClass >= classes-1:
+		return fmt.Errorf("person detector (DETR): --person-class %d is not a class of a model with %d classes (the last is \"no object\")",
+			personClass, classes)
+	}
+	return nil
+}
+
 // New wraps an opened DETR session.
 func New(sess *inference.Session, cfg Config) (*Detector, error) {
 	if cfg.ShortSide <= 0 || cfg.LongSide < cfg.ShortSide {
 		return nil, fmt.Errorf("detector input size %d/%d is invalid", cfg.ShortSide, cfg.LongSide)
+	}
+	if cfg.PersonClass < 0 {
+		return nil, fmt.Errorf("person class %d is invalid", cfg.PersonClass)
 	}
 	_, hasMask := sess.Binding.Input(models.DETRPixelMask)
 	return &Detector{
@@ -139,7 +179,8 @@ func (d *Detector) Detect(ctx context.Context, frame gocv.Mat) (dets []Detection
 	}
 
 	_, post := d.tracer.Start(ctx, "postprocess")
-	dets, err = decodeOutputs(outputs, frame.Cols(), frame.Rows(), d.cfg.Threshold)
+	dets, err = decodeOutputs(outputs, frame.Cols(), frame.Rows(), d.cfg)
+	err = d.sess.OutputErr(err)
 	telemetry.EndSpan(post, err)
 	return dets, err
 }
@@ -195,7 +236,7 @@ func (d *Detector) ensureTensors(w, h int) error {
 	return nil
 }
 
-func decodeOutputs(outputs []ort.Value, frameW, frameH int, threshold float64) ([]Detection, error) {
+func decodeOutputs(outputs []ort.Value, frameW, frameH int, cfg Config) ([]Detection, error) {
 	logits, ok := outputs[0].(*ort.Tensor[float32])
 	if !ok {
 		return nil, fmt.Errorf("detect: logits output is %T, want a float32 tensor", outputs[0])
@@ -208,7 +249,7 @@ func decodeOutputs(outputs []ort.Value, frameW, frameH int, threshold float64) (
 	if len(ls) != 3 || len(bs) != 3 || ls[0] != 1 || bs[0] != 1 || ls[1] != bs[1] || bs[2] != 4 {
 		return nil, fmt.Errorf("detect: model returned logits %v and pred_boxes %v, want [1,Q,C+1] and [1,Q,4]", ls, bs)
 	}
-	return Postprocess(logits.GetData(), boxes.GetData(), int(ls[1]), int(ls[2]), frameW, frameH, threshold)
+	return Postprocess(logits.GetData(), boxes.GetData(), int(ls[1]), int(ls[2]), frameW, frameH, cfg)
 }
 
 // ResizeTarget computes DetrImageProcessor's output size (height, width) for
@@ -242,15 +283,34 @@ func ResizeTarget(h, w, short, long int) (oh, ow int) {
 // boxes [Q,4] as normalised cx,cy,w,h) into person detections in frame
 // pixels, as HF's post_process_object_detection does: softmax over all
 // classes, drop "no object" (the last), keep queries whose best class is
-// person with a score at or above threshold.
-func Postprocess(logits, boxes []float32, queries, classes, frameW, frameH int, threshold float64) ([]Detection, error) {
-	if classes <= models.COCOPersonClass+1 {
-		return nil, fmt.Errorf("detect: model has %d classes, too few to hold COCO person (id %d) and no-object", classes, models.COCOPersonClass)
+// the person class with a score at or above cfg.Threshold.
+//
+// It fails closed: a value that is not a finite number anywhere in the
+// outputs is an error, never "nobody here". A model exported wrongly (a
+// reversed pixel_mask, say) answers NaN for every frame, which would
+// otherwise read as empty frames and leave every face visible.
+func Postprocess(logits, boxes []float32, queries, classes, frameW, frameH int, cfg Config) ([]Detection, error) {
+	if err := checkClasses(classes, cfg.PersonClass); err != nil {
+		return nil, err
+	}
+	if queries <= 0 {
+		return nil, fmt.Errorf("the model answered with %d queries", queries)
 	}
 	if len(logits) < queries*classes || len(boxes) < queries*4 {
 		return nil, fmt.Errorf("detect: outputs hold %d logits and %d box values, want %d and %d",
 			len(logits), len(boxes), queries*classes, queries*4)
 	}
+	if err := inference.CheckFinite(models.DETRLogits, logits[:queries*classes]); err != nil {
+		return nil, err
+	}
+	if err := inference.CheckFinite(models.DETRPredBoxes, boxes[:queries*4]); err != nil {
+		return nil, err
+	}
+	person := cfg.PersonClass
+	if person == 0 {
+		person = models.COCOPersonClass
+	}
+	threshold := cfg.Threshold
 	W, H := float32(frameW), float32(frameH)
 	var out []Detection
 	probs := make([]float32, classes)
@@ -262,8 +322,8 @@ func Postprocess(logits, boxes []float32, queries, classes, frameW, frameH int, 
 				best = c
 			}
 		}
-		score := probs[models.COCOPersonClass]
-		if best != models.COCOPersonClass || float64(score) < threshold {
+		score := probs[person]
+		if best != person || float64(score) < threshold {
 			continue
 		}
 		b := boxes[q*4 : q*4+4]
@@ -308,4 +368,32 @@ func destroyAll(vs []ort.Value) {
 			v.Destroy()
 		}
 	}
+}
+
+// SelfTest runs the model once on a small plain grey picture and fails if
+// its outputs are not all finite numbers, or do not fit cfg: a broken
+// export is refused when it is loaded, not after a video was processed
+// as if nobody were in it. A DETR export whose pixel_mask has the wrong
+// polarity (1 must mark real pixels, as in Hugging Face's exports) fails
+// here: every position is masked and the attention returns NaN.
+func SelfTest(ctx context.Context, sess *inference.Session, cfg Config) error {
+	cfg.ShortSide, cfg.LongSide = 64, 64
+	d, err := New(sess, cfg)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	// Not a frame: no person_detection span, whose count must equal the
+	// frames'.
+	d.tracer = noop.Tracer{}
+	frame := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(128, 128, 128, 0), 64, 64, gocv.MatTypeCV8UC3)
+	defer frame.Close()
+	if _, err := d.Detect(ctx, frame); err != nil {
+		hint := ""
+		if d.hasMask {
+			hint = "a pixel_mask of reversed polarity does this: 1 must mark real pixels"
+		}
+		return inference.SelfTestError(err, hint)
+	}
+	return nil
 }

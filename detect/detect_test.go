@@ -2,6 +2,7 @@ package detect
 
 import (
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -85,7 +86,7 @@ func TestPostprocess(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := Postprocess(logits, boxes, 6, classes, 200, 100, tt.threshold)
+			got, err := Postprocess(logits, boxes, 6, classes, 200, 100, Config{Threshold: tt.threshold})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -103,11 +104,92 @@ func TestPostprocess(t *testing.T) {
 }
 
 func TestPostprocessRejectsBadShapes(t *testing.T) {
-	if _, err := Postprocess(make([]float32, 10), make([]float32, 8), 2, 2, 10, 10, 0.7); err == nil {
+	cfg := Config{Threshold: 0.7}
+	if _, err := Postprocess(make([]float32, 10), make([]float32, 8), 2, 2, 10, 10, cfg); err == nil {
 		t.Error("2 classes cannot hold person and no-object: want an error")
 	}
-	if _, err := Postprocess(make([]float32, 10), make([]float32, 8), 2, 92, 10, 10, 0.7); err == nil {
+	if _, err := Postprocess(make([]float32, 10), make([]float32, 8), 2, 92, 10, 10, cfg); err == nil {
 		t.Error("short logits: want an error")
+	}
+}
+
+func TestPostprocessClassHead(t *testing.T) {
+	// A head of another width is another label set: its class 1 need not
+	// be person, so it is refused unless the person class is named.
+	const queries = 2
+	for _, tt := range []struct {
+		name            string
+		classes, person int
+		wantErr         string
+		wantPeople      int
+	}{
+		{"COCO", 92, 0, "", 1},
+		{"80 classes", 81, 0, "has 81 classes, not the 92 of the COCO label set", 0},
+		{"91 classes", 91, 0, "--person-class", 0},
+		{"80 classes, person named", 81, 3, "", 1},
+		{"person class out of range", 81, 80, "--person-class 80 is not a class", 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			person := tt.person
+			if person == 0 {
+				person = 1
+			}
+			logits := make([]float32, queries*tt.classes)
+			logits[person] = 10                  // query 0: a person
+			logits[tt.classes+tt.classes-1] = 10 // query 1: no object
+			boxes := []float32{0.5, 0.5, 0.2, 0.2, 0.5, 0.5, 0.2, 0.2}
+			got, err := Postprocess(logits, boxes, queries, tt.classes, 100, 100, Config{Threshold: 0.7, PersonClass: tt.person})
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("error %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || len(got) != tt.wantPeople {
+				t.Errorf("got %v, %v; want %d people", got, err, tt.wantPeople)
+			}
+		})
+	}
+}
+
+func TestPostprocessFailsClosed(t *testing.T) {
+	// Not a finite number anywhere in the outputs, even in a query that
+	// would not be a person: the frame is never reported as empty.
+	const classes, queries = 92, 3
+	base := func() ([]float32, []float32) {
+		logits := make([]float32, queries*classes)
+		for q := range queries {
+			logits[q*classes+classes-1] = 10 // no object everywhere
+		}
+		return logits, make([]float32, queries*4)
+	}
+	nan, inf := float32(math.NaN()), float32(math.Inf(1))
+	for _, tt := range []struct {
+		name   string
+		spoil  func(logits, boxes []float32)
+		tensor string
+		what   string
+	}{
+		{"NaN logit", func(l, _ []float32) { l[classes+5] = nan }, "logits", "NaN"},
+		{"infinite logit", func(l, _ []float32) { l[2*classes] = -inf }, "logits", "an infinite value"},
+		{"NaN box", func(_, b []float32) { b[7] = nan }, "pred_boxes", "NaN"},
+		{"infinite box", func(_, b []float32) { b[0] = inf }, "pred_boxes", "an infinite value"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			logits, boxes := base()
+			tt.spoil(logits, boxes)
+			dets, err := Postprocess(logits, boxes, queries, classes, 100, 100, Config{Threshold: 0.7})
+			if err == nil {
+				t.Fatalf("got %d detections and no error", len(dets))
+			}
+			if want := "returned " + tt.what + " in " + tt.tensor; !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not say %q", err, want)
+			}
+		})
+	}
+	logits, boxes := base()
+	if dets, err := Postprocess(logits, boxes, queries, classes, 100, 100, Config{Threshold: 0.7}); err != nil || len(dets) != 0 {
+		t.Errorf("finite empty frame: %v, %v", dets, err)
 	}
 }
 

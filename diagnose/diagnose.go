@@ -17,9 +17,11 @@ import (
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"gocv.io/x/gocv"
 
+	"github.com/anonymize-dev/anonymize/detect"
 	"github.com/anonymize-dev/anonymize/inference"
 	"github.com/anonymize-dev/anonymize/models"
 	"github.com/anonymize-dev/anonymize/models/onnxgraph"
+	"github.com/anonymize-dev/anonymize/pose"
 )
 
 // Status grades one check.
@@ -256,12 +258,42 @@ func checkModels(r *Report, rt *inference.Runtime, o Options) {
 		r.add(s, "", Info, "outputs: %s", tensorList(mi.Outputs))
 		if _, err := m.Contract.Check(mi.Inputs, mi.Outputs); err != nil {
 			r.add(s, "", Fail, "%v", err)
+			continue
 		} else if mi.Synthetic() {
 			r.add(s, "", Warn, "synthetic demo model: fits the contract but does not find real people")
 		} else {
 			r.add(s, "", OK, "fits the %s contract", m.Contract.Model)
 		}
+		if err := selfTest(rt, m, path); err != nil {
+			r.add(s, "", Fail, "%v", err)
+		} else {
+			r.add(s, "", OK, "answers finite numbers on a test picture (CPU)")
+		}
 	}
+}
+
+// selfTest runs the checks `anonymize video` runs when it loads the
+// model: a contract that fits can still answer NaN for every frame (a
+// DETR traced with its pixel_mask reversed does), which would read as
+// "nobody here".
+func selfTest(rt *inference.Runtime, m models.Model, path string) error {
+	sess, err := rt.OpenSession(inference.SessionOptions{Role: string(m.Role), Path: path, Contract: m.Contract,
+		Device: inference.Device{Kind: inference.DeviceCPU}})
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	ctx := context.Background()
+	if m.Role == models.RolePose {
+		cfg := pose.DefaultConfig()
+		cfg.FixedBatch = pose.FixedBatch(sess.Binding)
+		return pose.SelfTest(ctx, sess, cfg)
+	}
+	cfg := detect.DefaultConfig()
+	if err := detect.CheckModel(sess.Binding, cfg); err != nil {
+		return err
+	}
+	return detect.SelfTest(ctx, sess, cfg)
 }
 
 func tensorList(ts []models.TensorInfo) string {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"strings"
 	"sync"
@@ -358,4 +359,53 @@ func firstLine(err error) string {
 		return strings.TrimSpace(rest)
 	}
 	return msg
+}
+
+// CheckFinite fails when data, the output tensor name of a model, holds a
+// value that is not a finite number. The pipeline never reads NaN or
+// infinity as "nothing found": the error stops the run.
+func CheckFinite(name string, data []float32) error {
+	for i, v := range data {
+		f := float64(v)
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			what := "NaN"
+			if math.IsInf(f, 0) {
+				what = "an infinite value"
+			}
+			return fmt.Errorf("returned %s in %s (value %d of %d): the model is broken or was exported wrongly, "+
+				"and its answer cannot be taken to mean that nobody is there", what, name, i, len(data))
+		}
+	}
+	return nil
+}
+
+// OutputError is an error about what a model returned, naming the model.
+type OutputError struct {
+	Role, Path string
+	Err        error
+}
+
+func (e *OutputError) Error() string { return fmt.Sprintf("%s model %s: %v", e.Role, e.Path, e.Err) }
+func (e *OutputError) Unwrap() error { return e.Err }
+
+// OutputErr wraps err, about what s returned, as an OutputError.
+func (s *Session) OutputErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &OutputError{Role: s.Role, Path: s.Path, Err: err}
+}
+
+// SelfTestError explains a model's failure on the plain picture it is
+// tried on when it is loaded; hint, if any, says what usually causes it.
+func SelfTestError(err error, hint string) error {
+	var oe *OutputError
+	if !errors.As(err, &oe) {
+		return fmt.Errorf("fails its check on a plain grey picture: %w", err)
+	}
+	msg := fmt.Sprintf("%s model %s fails its check on a plain grey picture: %v", oe.Role, oe.Path, oe.Err)
+	if hint != "" {
+		msg += " (" + hint + ")"
+	}
+	return errors.New(msg)
 }

@@ -5,6 +5,7 @@ package models
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -29,6 +30,10 @@ type TensorSpec struct {
 	DType    DType
 	Dims     []int64 // Dynamic where the contract accepts any size
 	Optional bool    // inputs only: used when the model declares it
+	// Free lists the dimensions the program sets itself at run time (the
+	// sides of an image resized per video): a model that fixes them at
+	// export cannot be fed.
+	Free []int
 }
 
 func (s TensorSpec) String() string {
@@ -137,8 +142,16 @@ func match(specs []TensorSpec, found []TensorInfo, inputs bool) ([]TensorInfo, e
 		}
 		for i, want := range s.Dims {
 			got := f.Dims[i]
-			if want != Dynamic && got >= 0 && got != want {
+			switch {
+			case got == 0:
+				// A size of zero (DETR with no queries) would make every
+				// frame look empty.
+				return nil, fmt.Errorf("%q dimension %d is 0", f.Name, i)
+			case want != Dynamic && got >= 0 && got != want:
 				return nil, fmt.Errorf("%q dimension %d is %d, want %d", f.Name, i, got, want)
+			case got > 0 && slices.Contains(s.Free, i):
+				return nil, fmt.Errorf("%q fixes dimension %d at %d, which anonymize sets for each video; export the model with that axis dynamic",
+					f.Name, i, got)
 			}
 		}
 		bound = append(bound, f)
@@ -211,6 +224,11 @@ var KeypointNames = [NumKeypoints]string{
 // (facebook/detr-resnet-50 uses the original 91-id COCO numbering, 0 = N/A).
 const COCOPersonClass = 1
 
+// COCOClasses is the width of DETR's class head for that label space: the
+// 91 COCO ids and "no object". A head of another width has another label
+// set, whose class 1 need not be person.
+const COCOClasses = 92
+
 // DETR input and output names, as HF's exporter writes them.
 const (
 	DETRPixelValues = "pixel_values"
@@ -221,11 +239,14 @@ const (
 
 // DETR is the contract of facebook/detr-resnet-50 exported to ONNX: dynamic
 // batch and image size, Q queries, C+1 classes (the last is "no object").
+// The image sides must stay free: each video is resized to keep its
+// aspect ratio. Package detect checks the rest against its settings (the
+// batch, the class count).
 var DETR = Contract{
 	Model: "person detector (DETR)",
 	Inputs: []TensorSpec{
-		{Name: DETRPixelValues, DType: Float32, Dims: []int64{Dynamic, 3, Dynamic, Dynamic}},
-		{Name: DETRPixelMask, DType: Int64, Dims: []int64{Dynamic, Dynamic, Dynamic}, Optional: true},
+		{Name: DETRPixelValues, DType: Float32, Dims: []int64{Dynamic, 3, Dynamic, Dynamic}, Free: []int{2, 3}},
+		{Name: DETRPixelMask, DType: Int64, Dims: []int64{Dynamic, Dynamic, Dynamic}, Optional: true, Free: []int{1, 2}},
 	},
 	Outputs: []TensorSpec{
 		{Name: DETRLogits, DType: Float32, Dims: []int64{Dynamic, Dynamic, Dynamic}},

@@ -24,6 +24,7 @@ type Config struct {
 	PoseModel     string // --pose-model
 
 	Threshold    float64 // --threshold
+	PersonClass  int     // --person-class (0: the COCO label set)
 	DetectSize   int     // --detect-size (short side; the long side limit keeps DETR's 800:1333)
 	PoseBatch    int     // --pose-batch
 	KptThreshold float64 // --kpt-threshold
@@ -68,6 +69,8 @@ func (c Config) Validate() error {
 	switch {
 	case !(c.Threshold > 0 && c.Threshold <= 1): // also rejects NaN
 		return fmt.Errorf("--threshold %g: must be above 0 and at most 1", c.Threshold)
+	case c.PersonClass < 0:
+		return fmt.Errorf("--person-class %d: must not be negative (0 means the COCO label set, where person is 1)", c.PersonClass)
 	case c.DetectSize < 32 || c.DetectSize > 4096:
 		return fmt.Errorf("--detect-size %d: must be between 32 and 4096 pixels", c.DetectSize)
 	case c.PoseBatch < 1 || c.PoseBatch > 1024:
@@ -95,7 +98,7 @@ func (c Config) Validate() error {
 func (c Config) detectConfig() detect.Config {
 	d := detect.DefaultConfig()
 	long := d.LongSide * c.DetectSize / d.ShortSide
-	return detect.Config{Threshold: c.Threshold, ShortSide: c.DetectSize, LongSide: long}
+	return detect.Config{Threshold: c.Threshold, ShortSide: c.DetectSize, LongSide: long, PersonClass: c.PersonClass}
 }
 
 func (c Config) poseConfig() pose.Config {

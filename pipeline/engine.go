@@ -1,12 +1,15 @@
 package pipeline
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 
+	"github.com/anonymize-dev/anonymize/detect"
 	"github.com/anonymize-dev/anonymize/inference"
 	"github.com/anonymize-dev/anonymize/models"
+	"github.com/anonymize-dev/anonymize/pose"
 )
 
 // Env is what the engine takes from the process it runs in.
@@ -40,6 +43,8 @@ type Engine struct {
 	Models   []ModelRef
 	detSess  *inference.Session
 	poseSess *inference.Session
+	// poseFixedBatch is the batch the pose model fixes, 0 when free.
+	poseFixedBatch int
 }
 
 // ResolveModels returns the detector and pose model paths the config
@@ -85,6 +90,9 @@ func NewEngine(cfg Config, env Env) (_ *Engine, err error) {
 	if e.poseSess, err = e.open(models.RolePose, posePath, models.TransPose); err != nil {
 		return nil, err
 	}
+	if err := e.checkModels(); err != nil {
+		return nil, err
+	}
 	for _, m := range e.Models {
 		if m.Synthetic {
 			log.Warn("demo model: it only understands the synthetic test scene and will not find real people; "+
@@ -92,6 +100,34 @@ func NewEngine(cfg Config, env Env) (_ *Engine, err error) {
 		}
 	}
 	return e, nil
+}
+
+// checkModels refuses models that would fail or, worse, quietly find
+// nobody: settings they cannot serve, and outputs that are not numbers on
+// a plain picture. Both run once, at load.
+func (e *Engine) checkModels() error {
+	if err := detect.CheckModel(e.detSess.Binding, e.cfg.detectConfig()); err != nil {
+		return fmt.Errorf("%s model %s: %w", e.detSess.Role, e.detSess.Path, err)
+	}
+	if b := pose.FixedBatch(e.poseSess.Binding); b > 0 {
+		e.poseFixedBatch = b
+		if b < e.cfg.PoseBatch {
+			e.log.Warn(fmt.Sprintf("the pose model was exported with a fixed batch of %d: crops go through it %d at a time instead of --pose-batch %d "+
+				"(export it with a dynamic batch to choose)", b, b, e.cfg.PoseBatch), "model", e.poseSess.Path)
+		}
+	}
+	ctx := context.Background()
+	if err := detect.SelfTest(ctx, e.detSess, e.cfg.detectConfig()); err != nil {
+		return err
+	}
+	return pose.SelfTest(ctx, e.poseSess, e.poseConfig())
+}
+
+// poseConfig is the pose estimator's configuration for the loaded model.
+func (e *Engine) poseConfig() pose.Config {
+	c := e.cfg.poseConfig()
+	c.FixedBatch = e.poseFixedBatch
+	return c
 }
 
 func (e *Engine) open(role models.Role, path string, contract models.Contract) (*inference.Session, error) {

@@ -130,7 +130,7 @@ func (e *Engine) ProcessVideo(ctx context.Context, job Job, hooks Hooks) (res Re
 		return res, err
 	}
 	defer det.Close()
-	poser, err := pose.New(e.poseSess, e.cfg.poseConfig())
+	poser, err := pose.New(e.poseSess, e.poseConfig())
 	if err != nil {
 		enc.Abort()
 		return res, err

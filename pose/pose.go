@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"math"
 
 	ort "github.com/yalue/onnxruntime_go"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"gocv.io/x/gocv"
 
 	"github.com/anonymize-dev/anonymize/detect"
@@ -36,6 +38,19 @@ type Config struct {
 	// Padding grows each box before cropping, so limbs at its edge stay in
 	// view (1.25 in HRNet and TransPose).
 	Padding float64
+	// FixedBatch, when positive, is the batch size the model was exported
+	// with (see FixedBatch): every run then sends exactly that many crops,
+	// padded with empty ones, and BatchSize is capped to it.
+	FixedBatch int
+}
+
+// FixedBatch returns the batch size a pose model fixes in its input, or 0
+// when it leaves the batch free.
+func FixedBatch(b models.Binding) int {
+	if len(b.Inputs) == 0 || len(b.Inputs[0].Dims) == 0 || b.Inputs[0].Dims[0] <= 0 {
+		return 0
+	}
+	return int(b.Inputs[0].Dims[0])
 }
 
 // DefaultConfig returns the settings the model was trained with and a
@@ -66,6 +81,9 @@ func New(sess *inference.Session, cfg Config) (*Estimator, error) {
 	}
 	if cfg.Padding < 1 {
 		return nil, fmt.Errorf("pose crop padding %.2f must be at least 1", cfg.Padding)
+	}
+	if cfg.FixedBatch > 0 {
+		cfg.BatchSize = cfg.FixedBatch
 	}
 	return &Estimator{
 		sess:   sess,
@@ -139,20 +157,27 @@ func (e *Estimator) runBatch(ctx context.Context, frame gocv.Mat, boxes []detect
 
 	_, post := e.tracer.Start(ctx, "postprocess")
 	poses, err := e.decode(outputs[0], xforms)
+	err = e.sess.OutputErr(err)
 	telemetry.EndSpan(post, err)
 	return poses, err
 }
 
 func (e *Estimator) preprocess(frame gocv.Mat, boxes []detect.Box) (*ort.Tensor[float32], []Transform, error) {
 	n := len(boxes)
-	input, ok := e.inputs[n]
+	rows := n
+	if e.cfg.FixedBatch > 0 {
+		// The rows past n keep what an earlier batch put there; their
+		// keypoints are not read.
+		rows = e.cfg.FixedBatch
+	}
+	input, ok := e.inputs[rows]
 	if !ok {
 		var err error
-		input, err = ort.NewEmptyTensor[float32](ort.NewShape(int64(n), 3, int64(e.inH), int64(e.inW)))
+		input, err = ort.NewEmptyTensor[float32](ort.NewShape(int64(rows), 3, int64(e.inH), int64(e.inW)))
 		if err != nil {
-			return nil, nil, fmt.Errorf("pose: allocate input for %d people: %w", n, err)
+			return nil, nil, fmt.Errorf("pose: allocate input for %d people: %w", rows, err)
 		}
-		e.inputs[n] = input
+		e.inputs[rows] = input
 	}
 	data := input.GetData()
 	per := 3 * e.inW * e.inH
@@ -186,11 +211,20 @@ func (e *Estimator) decode(out ort.Value, xforms []Transform) ([]Pose, error) {
 	}
 	s := hm.GetShape()
 	n := len(xforms)
-	if len(s) != 4 || s[0] != int64(n) || s[1] != models.NumKeypoints || s[2] != int64(e.hmH) || s[3] != int64(e.hmW) {
-		return nil, fmt.Errorf("pose: model returned heatmaps %v, want [%d,%d,%d,%d]", s, n, models.NumKeypoints, e.hmH, e.hmW)
+	rows := int64(n)
+	if e.cfg.FixedBatch > 0 {
+		rows = int64(e.cfg.FixedBatch)
+	}
+	if len(s) != 4 || s[0] != rows || s[1] != models.NumKeypoints || s[2] != int64(e.hmH) || s[3] != int64(e.hmW) {
+		return nil, fmt.Errorf("pose: model returned heatmaps %v, want [%d,%d,%d,%d]", s, rows, models.NumKeypoints, e.hmH, e.hmW)
 	}
 	data := hm.GetData()
 	per := models.NumKeypoints * e.hmH * e.hmW
+	// Fail closed: NaN heatmaps would decode to keypoints anywhere (or
+	// nowhere), and a mask put there would miss the face.
+	if err := inference.CheckFinite("heatmaps", data[:n*per]); err != nil {
+		return nil, err
+	}
 	// Heatmap pixel (x, y) stands for input pixel (x, y) times the stride,
 	// the convention the model's training targets were made with.
 	strideX := float64(e.inW) / float64(e.hmW)
@@ -200,8 +234,32 @@ func (e *Estimator) decode(out ort.Value, xforms []Transform) ([]Pose, error) {
 		kps := DecodeHeatmaps(data[i*per:(i+1)*per], models.NumKeypoints, e.hmH, e.hmW)
 		for j, k := range kps {
 			x, y := t.ToFrame(float64(k.X)*strideX, float64(k.Y)*strideY)
+			if !finite(x) || !finite(y) || !finite(float64(k.Conf)) {
+				return nil, fmt.Errorf("keypoint %s of person %d is not a finite position (%g, %g, confidence %g)",
+					models.KeypointNames[j], i, x, y, k.Conf)
+			}
 			poses[i][j] = Keypoint{X: float32(x), Y: float32(y), Conf: k.Conf}
 		}
 	}
 	return poses, nil
+}
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+// SelfTest runs the model once on one plain grey crop and fails if its
+// heatmaps are not all finite numbers: a broken export is refused when it
+// is loaded rather than at the first person.
+func SelfTest(ctx context.Context, sess *inference.Session, cfg Config) error {
+	e, err := New(sess, cfg)
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	e.tracer = noop.Tracer{} // not a frame: no pose_estimation span
+	frame := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(128, 128, 128, 0), 128, 64, gocv.MatTypeCV8UC3)
+	defer frame.Close()
+	if _, err := e.Estimate(ctx, frame, []detect.Box{{X1: 8, Y1: 8, X2: 56, Y2: 120}}); err != nil {
+		return inference.SelfTestError(err, "")
+	}
+	return nil
 }

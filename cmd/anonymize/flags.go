@@ -21,6 +21,7 @@ func addRuntimeFlags(fs *pflag.FlagSet, c *pipeline.Config) {
 func addPipelineFlags(fs *pflag.FlagSet, c *pipeline.Config) {
 	addRuntimeFlags(fs, c)
 	fs.Float64Var(&c.Threshold, "threshold", c.Threshold, "minimum person score of the detector")
+	fs.IntVar(&c.PersonClass, "person-class", c.PersonClass, "index of the person class in the detector's class head, for a model not trained on COCO's 92-class label set (0: COCO, where person is 1)")
 	fs.IntVar(&c.DetectSize, "detect-size", c.DetectSize, "short side of the detector input in pixels (the long side is capped at 1333/800 of it)")
 	fs.IntVar(&c.PoseBatch, "pose-batch", c.PoseBatch, "most people sent through the pose model at once (lower it if the GPU runs out of memory on crowds)")
 	fs.Float64Var(&c.KptThreshold, "kpt-threshold", c.KptThreshold, "minimum keypoint confidence; below it the mask falls back to eyes and ears, then to the head region of the box")

@@ -43,10 +43,15 @@ var BlurKernel = [9]float32{
 // rounded peak, as a trained heatmap has, instead of a plateau whose first
 // cell argmax would pick. A mark covering a whole 3x3-cell neighbourhood
 // still reads 1.
-func PoseModel() ([]byte, error) {
+func PoseModel() ([]byte, error) { return poseModel(onnxgraph.Param("batch")) }
+
+// PoseModelFixedBatch is PoseModel exported with its batch fixed at n, as
+// some exporters leave it: for tests of how the program copes.
+func PoseModelFixedBatch(n int) ([]byte, error) { return poseModel(onnxgraph.Fixed(int64(n))) }
+
+func poseModel(batch onnxgraph.Dim) ([]byte, error) {
 	g := onnxgraph.New("transpose_synthetic")
 	b := builder{g}
-	batch := onnxgraph.Param("batch")
 	in := g.Input(poseInput, onnxgraph.Float32, batch, onnxgraph.Fixed(3), onnxgraph.Fixed(poseHeight), onnxgraph.Fixed(poseWidth))
 
 	masks := b.colourMasks(in, []RGB{NoseColour, LeftShoulderColour, RightShoulderColour}) // [B,3,256,192]
