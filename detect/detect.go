@@ -16,33 +16,13 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 	"gocv.io/x/gocv"
 
+	"github.com/anonymize-dev/anonymize/geom"
 	"github.com/anonymize-dev/anonymize/inference"
 	"github.com/anonymize-dev/anonymize/models"
 	"github.com/anonymize-dev/anonymize/telemetry"
 )
 
 const tracerName = "github.com/anonymize-dev/anonymize/detect"
-
-// Box is an axis-aligned box in frame pixels, X2/Y2 exclusive.
-type Box struct{ X1, Y1, X2, Y2 float32 }
-
-// W returns the box width.
-func (b Box) W() float32 { return b.X2 - b.X1 }
-
-// H returns the box height.
-func (b Box) H() float32 { return b.Y2 - b.Y1 }
-
-// Rect returns the box as whole pixels, growing it to cover partial pixels.
-func (b Box) Rect() image.Rectangle {
-	return image.Rect(int(math.Floor(float64(b.X1))), int(math.Floor(float64(b.Y1))),
-		int(math.Ceil(float64(b.X2))), int(math.Ceil(float64(b.Y2))))
-}
-
-// Detection is one person.
-type Detection struct {
-	Box   Box
-	Score float32
-}
 
 // Config holds the detector's settings.
 type Config struct {
@@ -147,7 +127,7 @@ func (d *Detector) destroyTensors() error {
 }
 
 // Detect returns the people in a BGR frame.
-func (d *Detector) Detect(ctx context.Context, frame gocv.Mat) (dets []Detection, err error) {
+func (d *Detector) Detect(ctx context.Context, frame gocv.Mat) (dets []geom.Detection, err error) {
 	ctx, span := d.tracer.Start(ctx, "person_detection")
 	defer func() {
 		span.SetAttributes(attribute.Int("detections", len(dets)))
@@ -236,7 +216,7 @@ func (d *Detector) ensureTensors(w, h int) error {
 	return nil
 }
 
-func decodeOutputs(outputs []ort.Value, frameW, frameH int, cfg Config) ([]Detection, error) {
+func decodeOutputs(outputs []ort.Value, frameW, frameH int, cfg Config) ([]geom.Detection, error) {
 	logits, ok := outputs[0].(*ort.Tensor[float32])
 	if !ok {
 		return nil, fmt.Errorf("detect: logits output is %T, want a float32 tensor", outputs[0])
@@ -289,7 +269,7 @@ func ResizeTarget(h, w, short, long int) (oh, ow int) {
 // outputs is an error, never "nobody here". A model exported wrongly (a
 // reversed pixel_mask, say) answers NaN for every frame, which would
 // otherwise read as empty frames and leave every face visible.
-func Postprocess(logits, boxes []float32, queries, classes, frameW, frameH int, cfg Config) ([]Detection, error) {
+func Postprocess(logits, boxes []float32, queries, classes, frameW, frameH int, cfg Config) ([]geom.Detection, error) {
 	if err := checkClasses(classes, cfg.PersonClass); err != nil {
 		return nil, err
 	}
@@ -312,7 +292,7 @@ func Postprocess(logits, boxes []float32, queries, classes, frameW, frameH int, 
 	}
 	threshold := cfg.Threshold
 	W, H := float32(frameW), float32(frameH)
-	var out []Detection
+	var out []geom.Detection
 	probs := make([]float32, classes)
 	for q := 0; q < queries; q++ {
 		softmax(probs, logits[q*classes:(q+1)*classes])
@@ -328,7 +308,7 @@ func Postprocess(logits, boxes []float32, queries, classes, frameW, frameH int, 
 		}
 		b := boxes[q*4 : q*4+4]
 		cx, cy, bw, bh := b[0], b[1], b[2], b[3]
-		box := Box{
+		box := geom.Box{
 			X1: clamp((cx-bw/2)*W, 0, W),
 			Y1: clamp((cy-bh/2)*H, 0, H),
 			X2: clamp((cx+bw/2)*W, 0, W),
@@ -337,7 +317,7 @@ func Postprocess(logits, boxes []float32, queries, classes, frameW, frameH int, 
 		if box.X2 <= box.X1 || box.Y2 <= box.Y1 {
 			continue // entirely outside the frame: nothing to mask
 		}
-		out = append(out, Detection{Box: box, Score: score})
+		out = append(out, geom.Detection{Box: box, Score: score})
 	}
 	return out, nil
 }

@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"github.com/anonymize-dev/anonymize/geom"
 	"math"
 	"strings"
 	"testing"
@@ -72,16 +73,16 @@ func TestPostprocess(t *testing.T) {
 	tests := []struct {
 		name      string
 		threshold float64
-		want      []Detection
+		want      []geom.Detection
 	}{
-		{"default threshold", 0.7, []Detection{
-			{Box: Box{80, 30, 120, 70}, Score: personScore},
-			{Box: Box{170, 0, 200, 30}, Score: personScore},
+		{"default threshold", 0.7, []geom.Detection{
+			{Box: geom.Box{X1: 80, Y1: 30, X2: 120, Y2: 70}, Score: personScore},
+			{Box: geom.Box{X1: 170, Y1: 0, X2: 200, Y2: 30}, Score: personScore},
 		}},
-		{"low threshold keeps the 0.5 person", 0.5, []Detection{
-			{Box: Box{80, 30, 120, 70}, Score: personScore},
-			{Box: Box{40, 20, 60, 30}, Score: 0.5},
-			{Box: Box{170, 0, 200, 30}, Score: personScore},
+		{"low threshold keeps the 0.5 person", 0.5, []geom.Detection{
+			{Box: geom.Box{X1: 80, Y1: 30, X2: 120, Y2: 70}, Score: personScore},
+			{Box: geom.Box{X1: 40, Y1: 20, X2: 60, Y2: 30}, Score: 0.5},
+			{Box: geom.Box{X1: 170, Y1: 0, X2: 200, Y2: 30}, Score: personScore},
 		}},
 	}
 	for _, tt := range tests {
@@ -193,7 +194,7 @@ func TestPostprocessFailsClosed(t *testing.T) {
 	}
 }
 
-func assertBox(t *testing.T, got, want Box) {
+func assertBox(t *testing.T, got, want geom.Box) {
 	t.Helper()
 	const eps = 1e-3
 	if math.Abs(float64(got.X1-want.X1)) > eps || math.Abs(float64(got.Y1-want.Y1)) > eps ||

@@ -7,8 +7,7 @@ import (
 
 	"gocv.io/x/gocv"
 
-	"github.com/anonymize-dev/anonymize/detect"
-	"github.com/anonymize-dev/anonymize/pose"
+	"github.com/anonymize-dev/anonymize/geom"
 )
 
 // skeleton lists COCO's limb pairs.
@@ -26,7 +25,7 @@ var (
 // DrawDebug draws a person's box, score and confident keypoints and limbs,
 // for --draw: it shows what the models saw, which is the first thing to
 // look at when a mask is misplaced.
-func DrawDebug(frame *gocv.Mat, det detect.Detection, p *pose.Pose, kptThreshold float64) {
+func DrawDebug(frame *gocv.Mat, det geom.Detection, p *geom.Pose, kptThreshold float64) {
 	r := det.Box.Rect()
 	gocv.Rectangle(frame, r, boxColour, 2)
 	gocv.PutText(frame, fmt.Sprintf("%.2f", det.Score), image.Pt(r.Min.X, max(r.Min.Y-4, 12)),

@@ -11,23 +11,8 @@ import (
 
 	"gocv.io/x/gocv"
 
-	"github.com/anonymize-dev/anonymize/detect"
+	"github.com/anonymize-dev/anonymize/geom"
 	"github.com/anonymize-dev/anonymize/models"
-	"github.com/anonymize-dev/anonymize/pose"
-)
-
-// Kind says how a mask was placed.
-type Kind string
-
-const (
-	// KindNose is the normal case: a disk on a confident nose.
-	KindNose Kind = "nose"
-	// KindFaceKeypoints: the nose was not confident; the disk is centred
-	// on the confident eyes and ears.
-	KindFaceKeypoints Kind = "face_keypoints"
-	// KindHeadBox: no face keypoint was confident; the head region is
-	// estimated from the person's box alone.
-	KindHeadBox Kind = "head_box"
 )
 
 // Config holds the masking settings.
@@ -63,19 +48,9 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Region is what to black out for one person: a disk, or for KindHeadBox
-// a rectangle.
-type Region struct {
-	Kind    Kind
-	Center  image.Point
-	Radius  int
-	Rect    image.Rectangle // KindHeadBox only
-	Floored bool            // the radius was raised to the box-tied floor
-}
-
 // Plan places the mask for a person from their box and pose (nil when no
 // pose is available).
-func Plan(box detect.Box, p *pose.Pose, cfg Config) Region {
+func Plan(box geom.Box, p *geom.Pose, cfg Config) geom.Region {
 	floor := cfg.FloorFraction * float64(max(box.W(), box.H()))
 	if p == nil {
 		return headBox(box)
@@ -84,7 +59,7 @@ func Plan(box detect.Box, p *pose.Pose, cfg Config) Region {
 	pt := func(k int) (float64, float64) { return float64(p[k].X), float64(p[k].Y) }
 
 	var cx, cy float64
-	kind := KindNose
+	kind := geom.MaskNose
 	if ok(models.KptNose) {
 		cx, cy = pt(models.KptNose)
 	} else {
@@ -99,7 +74,7 @@ func Plan(box detect.Box, p *pose.Pose, cfg Config) Region {
 			return headBox(box)
 		}
 		cx, cy = cx/float64(n), cy/float64(n)
-		kind = KindFaceKeypoints
+		kind = geom.MaskFaceKeypoints
 		// Centred on the eyes and ears of a face seen from the side, the
 		// disk must reach further to cover the nose and mouth.
 		floor *= 1.5
@@ -124,7 +99,7 @@ func Plan(box detect.Box, p *pose.Pose, cfg Config) Region {
 		}
 	}
 	r *= cfg.Scale
-	reg := Region{Kind: kind, Center: image.Pt(int(math.Round(cx)), int(math.Round(cy)))}
+	reg := geom.Region{Kind: kind, Center: image.Pt(int(math.Round(cx)), int(math.Round(cy)))}
 	if r < floor {
 		r, reg.Floored = floor, true
 	}
@@ -137,19 +112,19 @@ var faceKeypoints = []int{models.KptLeftEye, models.KptRightEye, models.KptLeftE
 // headBox covers the top of the box: a quarter of its height for a
 // standing person (head and neck), half its width when the box is wide
 // (upper-body shots, where the head fills more of it).
-func headBox(box detect.Box) Region {
+func headBox(box geom.Box) geom.Region {
 	r := box.Rect()
 	h := max(r.Dy()/4, r.Dx()/2)
 	h = min(max(h, 1), r.Dy())
-	return Region{Kind: KindHeadBox, Rect: image.Rect(r.Min.X, r.Min.Y, r.Max.X, r.Min.Y+h)}
+	return geom.Region{Kind: geom.MaskHeadBox, Rect: image.Rect(r.Min.X, r.Min.Y, r.Max.X, r.Min.Y+h)}
 }
 
 var black = color.RGBA{A: 255}
 
 // Apply blacks out the regions in a BGR frame.
-func Apply(frame *gocv.Mat, regions []Region) {
+func Apply(frame *gocv.Mat, regions []geom.Region) {
 	for _, r := range regions {
-		if r.Kind == KindHeadBox {
+		if r.Kind == geom.MaskHeadBox {
 			if r.Rect.Empty() {
 				continue
 			}
@@ -163,7 +138,7 @@ func Apply(frame *gocv.Mat, regions []Region) {
 }
 
 // FallbackRadiusFloor names the fallback of a radius raised to the floor
-// tied to the person's box (a Region with Floored set).
+// tied to the person's box (a geom.Region with Floored set).
 const FallbackRadiusFloor = "radius_floor"
 
 // Counts tallies how masks were placed over a run.
@@ -175,13 +150,13 @@ type Counts struct {
 }
 
 // Add counts one region.
-func (c *Counts) Add(r Region) {
+func (c *Counts) Add(r geom.Region) {
 	switch r.Kind {
-	case KindNose:
+	case geom.MaskNose:
 		c.Nose++
-	case KindFaceKeypoints:
+	case geom.MaskFaceKeypoints:
 		c.FaceKeypoints++
-	case KindHeadBox:
+	case geom.MaskHeadBox:
 		c.HeadBox++
 	}
 	if r.Floored {

@@ -14,9 +14,8 @@ import (
 	"gocv.io/x/gocv"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/anonymize-dev/anonymize/detect"
+	"github.com/anonymize-dev/anonymize/geom"
 	"github.com/anonymize-dev/anonymize/mask"
-	"github.com/anonymize-dev/anonymize/pose"
 	"github.com/anonymize-dev/anonymize/telemetry"
 )
 
@@ -39,12 +38,12 @@ type FrameSink interface {
 
 // Detector finds people. *detect.Detector is one.
 type Detector interface {
-	Detect(ctx context.Context, frame gocv.Mat) ([]detect.Detection, error)
+	Detect(ctx context.Context, frame gocv.Mat) ([]geom.Detection, error)
 }
 
 // PoseEstimator returns one pose per box. *pose.Estimator is one.
 type PoseEstimator interface {
-	Estimate(ctx context.Context, frame gocv.Mat, boxes []detect.Box) ([]pose.Pose, error)
+	Estimate(ctx context.Context, frame gocv.Mat, boxes []geom.Box) ([]geom.Pose, error)
 }
 
 // StageConfig holds what the stages need besides their collaborators.
@@ -64,9 +63,9 @@ type StageConfig struct {
 
 // Person is one detected person of one frame, with where it was masked.
 type Person struct {
-	Detection detect.Detection
-	Pose      *pose.Pose // nil when no pose was estimated
-	Mask      mask.Region
+	Detection geom.Detection
+	Pose      *geom.Pose // nil when no pose was estimated
+	Mask      geom.Region
 }
 
 // FrameResult reports one finished frame.
@@ -114,8 +113,8 @@ type frame struct {
 	mat   gocv.Mat
 	ctx   context.Context
 	span  trace.Span
-	dets  []detect.Detection
-	poses []pose.Pose
+	dets  []geom.Detection
+	poses []geom.Pose
 	// queued is when the frame entered the channel to the next stage.
 	queued time.Time
 }
@@ -304,8 +303,8 @@ func RunStages(ctx context.Context, cfg StageConfig, src FrameSource, det Detect
 // on the frame path and should not allocate them every time.
 var (
 	outcomeAttrs = attrOptions(telemetry.AttrOutcome, telemetry.OutcomeOK, telemetry.OutcomeFailed, telemetry.OutcomeCancelled)
-	kindAttrs    = attrOptions(telemetry.AttrKind, string(mask.KindNose), string(mask.KindFaceKeypoints),
-		string(mask.KindHeadBox), mask.FallbackRadiusFloor)
+	kindAttrs    = attrOptions(telemetry.AttrKind, string(geom.MaskNose), string(geom.MaskFaceKeypoints),
+		string(geom.MaskHeadBox), mask.FallbackRadiusFloor)
 )
 
 func attrOptions(key string, values ...string) map[string]metric.MeasurementOption {
@@ -328,11 +327,11 @@ func recordFrame(ctx context.Context, in *telemetry.Instruments, people int, c m
 			inst.Add(ctx, int64(v), kindAttrs[kind])
 		}
 	}
-	add(in.Masks, string(mask.KindNose), c.Nose)
-	add(in.Masks, string(mask.KindFaceKeypoints), c.FaceKeypoints)
-	add(in.Masks, string(mask.KindHeadBox), c.HeadBox)
-	add(in.MaskFallbacks, string(mask.KindFaceKeypoints), c.FaceKeypoints)
-	add(in.MaskFallbacks, string(mask.KindHeadBox), c.HeadBox)
+	add(in.Masks, string(geom.MaskNose), c.Nose)
+	add(in.Masks, string(geom.MaskFaceKeypoints), c.FaceKeypoints)
+	add(in.Masks, string(geom.MaskHeadBox), c.HeadBox)
+	add(in.MaskFallbacks, string(geom.MaskFaceKeypoints), c.FaceKeypoints)
+	add(in.MaskFallbacks, string(geom.MaskHeadBox), c.HeadBox)
 	add(in.MaskFallbacks, mask.FallbackRadiusFloor, c.RadiusFloor)
 }
 
@@ -344,7 +343,7 @@ func infer(f *frame, det Detector, pe PoseEstimator) error {
 	f.dets = dets
 	// Estimate runs even with nobody in the frame, so every frame's trace
 	// has the same shape and per-stage span counts equal frame counts.
-	boxes := make([]detect.Box, len(dets))
+	boxes := make([]geom.Box, len(dets))
 	for i, d := range dets {
 		boxes[i] = d.Box
 	}
@@ -363,9 +362,9 @@ func maskFrame(tracer trace.Tracer, f *frame, cfg StageConfig) []Person {
 	_, span := tracer.Start(f.ctx, "mask")
 	defer span.End()
 	people := make([]Person, len(f.dets))
-	regions := make([]mask.Region, len(f.dets))
+	regions := make([]geom.Region, len(f.dets))
 	for i, d := range f.dets {
-		var p *pose.Pose
+		var p *geom.Pose
 		if i < len(f.poses) {
 			p = &f.poses[i]
 		}

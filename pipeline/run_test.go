@@ -11,10 +11,9 @@ import (
 
 	"gocv.io/x/gocv"
 
-	"github.com/anonymize-dev/anonymize/detect"
+	"github.com/anonymize-dev/anonymize/geom"
 	"github.com/anonymize-dev/anonymize/mask"
 	"github.com/anonymize-dev/anonymize/models"
-	"github.com/anonymize-dev/anonymize/pose"
 )
 
 // fakeSource yields n 16x16 frames whose first pixel holds the frame index.
@@ -52,21 +51,21 @@ func fakePTS(i int) time.Duration {
 // fakeDetector finds one person on odd frames.
 type fakeDetector struct{ delay time.Duration }
 
-func (d fakeDetector) Detect(ctx context.Context, frame gocv.Mat) ([]detect.Detection, error) {
+func (d fakeDetector) Detect(ctx context.Context, frame gocv.Mat) ([]geom.Detection, error) {
 	time.Sleep(d.delay)
 	if frame.GetUCharAt(0, 0)%2 == 1 {
-		return []detect.Detection{{Box: detect.Box{X1: 2, Y1: 2, X2: 14, Y2: 14}, Score: 0.9}}, nil
+		return []geom.Detection{{Box: geom.Box{X1: 2, Y1: 2, X2: 14, Y2: 14}, Score: 0.9}}, nil
 	}
 	return nil, nil
 }
 
 type fakePose struct{}
 
-func (fakePose) Estimate(ctx context.Context, frame gocv.Mat, boxes []detect.Box) ([]pose.Pose, error) {
-	out := make([]pose.Pose, len(boxes))
+func (fakePose) Estimate(ctx context.Context, frame gocv.Mat, boxes []geom.Box) ([]geom.Pose, error) {
+	out := make([]geom.Pose, len(boxes))
 	for i := range out {
-		out[i][models.KptNose] = pose.Keypoint{X: 8, Y: 6, Conf: 0.9}
-		out[i][models.KptLeftShoulder] = pose.Keypoint{X: 11, Y: 10, Conf: 0.9}
+		out[i][models.KptNose] = geom.Keypoint{X: 8, Y: 6, Conf: 0.9}
+		out[i][models.KptLeftShoulder] = geom.Keypoint{X: 11, Y: 10, Conf: 0.9}
 	}
 	return out, nil
 }

@@ -6,7 +6,7 @@ import (
 
 	"gocv.io/x/gocv"
 
-	"github.com/anonymize-dev/anonymize/detect"
+	"github.com/anonymize-dev/anonymize/geom"
 	"github.com/anonymize-dev/anonymize/internal/testmodels"
 )
 
@@ -21,7 +21,7 @@ func BenchmarkEstimate3People(b *testing.B) {
 	defer est.Close()
 	frame := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(120, 120, 120, 0), 1080, 1920, gocv.MatTypeCV8UC3)
 	defer frame.Close()
-	boxes := []detect.Box{{X1: 100, Y1: 200, X2: 400, Y2: 1000}, {X1: 800, Y1: 300, X2: 1000, Y2: 900}, {X1: 1500, Y1: 100, X2: 1600, Y2: 400}}
+	boxes := []geom.Box{{X1: 100, Y1: 200, X2: 400, Y2: 1000}, {X1: 800, Y1: 300, X2: 1000, Y2: 900}, {X1: 1500, Y1: 100, X2: 1600, Y2: 400}}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if _, err := est.Estimate(context.Background(), frame, boxes); err != nil {

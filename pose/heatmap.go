@@ -1,17 +1,12 @@
 package pose
 
-// Keypoint is one joint in frame pixels with the model's confidence (the
-// heatmap's peak value).
-type Keypoint struct {
-	X, Y float32
-	Conf float32
-}
+import "github.com/anonymize-dev/anonymize/geom"
 
 // DecodeHeatmaps finds each joint's peak in k heatmaps of h x w (CHW) and
 // refines it by a quarter pixel towards the higher neighbour, as HRNet's
 // and TransPose's get_final_preds do. Coordinates are in heatmap pixels.
-func DecodeHeatmaps(hm []float32, k, h, w int) []Keypoint {
-	out := make([]Keypoint, k)
+func DecodeHeatmaps(hm []float32, k, h, w int) []geom.Keypoint {
+	out := make([]geom.Keypoint, k)
 	plane := h * w
 	for j := 0; j < k; j++ {
 		m := hm[j*plane : (j+1)*plane]
@@ -32,7 +27,7 @@ func DecodeHeatmaps(hm []float32, k, h, w int) []Keypoint {
 				y += 0.25 * sign(m[(py+1)*w+px]-m[(py-1)*w+px])
 			}
 		}
-		out[j] = Keypoint{X: x, Y: y, Conf: conf}
+		out[j] = geom.Keypoint{X: x, Y: y, Conf: conf}
 	}
 	return out
 }

@@ -9,7 +9,7 @@ import (
 
 	"gocv.io/x/gocv"
 
-	"github.com/anonymize-dev/anonymize/detect"
+	"github.com/anonymize-dev/anonymize/geom"
 	"github.com/anonymize-dev/anonymize/internal/testmodels"
 	"github.com/anonymize-dev/anonymize/models"
 	"github.com/anonymize-dev/anonymize/models/synthetic"
@@ -29,19 +29,19 @@ func TestEstimatorThroughONNXRuntime(t *testing.T) {
 	defer frame.Close()
 
 	type person struct {
-		box            detect.Box
+		box            geom.Box
 		nose, lsh, rsh image.Point
 		dotRadius      int
 	}
 	people := []person{
 		// Tall standing figure, near the left edge.
-		{detect.Box{X1: 20, Y1: 100, X2: 140, Y2: 500}, image.Pt(80, 140), image.Pt(115, 200), image.Pt(45, 200), 10},
+		{geom.Box{X1: 20, Y1: 100, X2: 140, Y2: 500}, image.Pt(80, 140), image.Pt(115, 200), image.Pt(45, 200), 10},
 		// Wide box (crop grows vertically).
-		{detect.Box{X1: 400, Y1: 300, X2: 800, Y2: 420}, image.Pt(600, 320), image.Pt(700, 380), image.Pt(500, 380), 12},
+		{geom.Box{X1: 400, Y1: 300, X2: 800, Y2: 420}, image.Pt(600, 320), image.Pt(700, 380), image.Pt(500, 380), 12},
 		// Small figure.
-		{detect.Box{X1: 1000, Y1: 50, X2: 1040, Y2: 150}, image.Pt(1020, 62), image.Pt(1032, 80), image.Pt(1008, 80), 3},
+		{geom.Box{X1: 1000, Y1: 50, X2: 1040, Y2: 150}, image.Pt(1020, 62), image.Pt(1032, 80), image.Pt(1008, 80), 3},
 	}
-	boxes := make([]detect.Box, len(people))
+	boxes := make([]geom.Box, len(people))
 	for i, p := range people {
 		dot(&frame, p.nose, p.dotRadius, synthetic.NoseColour)
 		dot(&frame, p.lsh, p.dotRadius, synthetic.LeftShoulderColour)

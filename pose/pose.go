@@ -18,16 +18,13 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 	"gocv.io/x/gocv"
 
-	"github.com/anonymize-dev/anonymize/detect"
+	"github.com/anonymize-dev/anonymize/geom"
 	"github.com/anonymize-dev/anonymize/inference"
 	"github.com/anonymize-dev/anonymize/models"
 	"github.com/anonymize-dev/anonymize/telemetry"
 )
 
 const tracerName = "github.com/anonymize-dev/anonymize/pose"
-
-// Pose is one person's keypoints in COCO order, in frame pixels.
-type Pose [models.NumKeypoints]Keypoint
 
 // Config holds the estimator's settings.
 type Config struct {
@@ -111,7 +108,7 @@ func (e *Estimator) Close() error {
 }
 
 // Estimate returns one pose per box, in the same order.
-func (e *Estimator) Estimate(ctx context.Context, frame gocv.Mat, boxes []detect.Box) (poses []Pose, err error) {
+func (e *Estimator) Estimate(ctx context.Context, frame gocv.Mat, boxes []geom.Box) (poses []geom.Pose, err error) {
 	ctx, span := e.tracer.Start(ctx, "pose_estimation")
 	batches := (len(boxes) + e.cfg.BatchSize - 1) / e.cfg.BatchSize
 	span.SetAttributes(attribute.Int("people", len(boxes)), attribute.Int("batches", batches))
@@ -119,7 +116,7 @@ func (e *Estimator) Estimate(ctx context.Context, frame gocv.Mat, boxes []detect
 	if len(boxes) == 0 {
 		return nil, nil
 	}
-	poses = make([]Pose, 0, len(boxes))
+	poses = make([]geom.Pose, 0, len(boxes))
 	for start := 0; start < len(boxes); start += e.cfg.BatchSize {
 		batch := boxes[start:min(start+e.cfg.BatchSize, len(boxes))]
 		got, err := e.runBatch(ctx, frame, batch)
@@ -131,7 +128,7 @@ func (e *Estimator) Estimate(ctx context.Context, frame gocv.Mat, boxes []detect
 	return poses, nil
 }
 
-func (e *Estimator) runBatch(ctx context.Context, frame gocv.Mat, boxes []detect.Box) ([]Pose, error) {
+func (e *Estimator) runBatch(ctx context.Context, frame gocv.Mat, boxes []geom.Box) ([]geom.Pose, error) {
 	n := len(boxes)
 	_, pre := e.tracer.Start(ctx, "preprocess")
 	pre.SetAttributes(attribute.Int("batch.size", n))
@@ -162,7 +159,7 @@ func (e *Estimator) runBatch(ctx context.Context, frame gocv.Mat, boxes []detect
 	return poses, err
 }
 
-func (e *Estimator) preprocess(frame gocv.Mat, boxes []detect.Box) (*ort.Tensor[float32], []Transform, error) {
+func (e *Estimator) preprocess(frame gocv.Mat, boxes []geom.Box) (*ort.Tensor[float32], []Transform, error) {
 	n := len(boxes)
 	rows := n
 	if e.cfg.FixedBatch > 0 {
@@ -204,7 +201,7 @@ func (e *Estimator) preprocess(frame gocv.Mat, boxes []detect.Box) (*ort.Tensor[
 	return input, xforms, nil
 }
 
-func (e *Estimator) decode(out ort.Value, xforms []Transform) ([]Pose, error) {
+func (e *Estimator) decode(out ort.Value, xforms []Transform) ([]geom.Pose, error) {
 	hm, ok := out.(*ort.Tensor[float32])
 	if !ok {
 		return nil, fmt.Errorf("pose: heatmap output is %T, want a float32 tensor", out)
@@ -229,7 +226,7 @@ func (e *Estimator) decode(out ort.Value, xforms []Transform) ([]Pose, error) {
 	// the convention the model's training targets were made with.
 	strideX := float64(e.inW) / float64(e.hmW)
 	strideY := float64(e.inH) / float64(e.hmH)
-	poses := make([]Pose, n)
+	poses := make([]geom.Pose, n)
 	for i, t := range xforms {
 		kps := DecodeHeatmaps(data[i*per:(i+1)*per], models.NumKeypoints, e.hmH, e.hmW)
 		for j, k := range kps {
@@ -238,7 +235,7 @@ func (e *Estimator) decode(out ort.Value, xforms []Transform) ([]Pose, error) {
 				return nil, fmt.Errorf("keypoint %s of person %d is not a finite position (%g, %g, confidence %g)",
 					models.KeypointNames[j], i, x, y, k.Conf)
 			}
-			poses[i][j] = Keypoint{X: float32(x), Y: float32(y), Conf: k.Conf}
+			poses[i][j] = geom.Keypoint{X: float32(x), Y: float32(y), Conf: k.Conf}
 		}
 	}
 	return poses, nil
@@ -258,8 +255,12 @@ func SelfTest(ctx context.Context, sess *inference.Session, cfg Config) error {
 	e.tracer = noop.Tracer{} // not a frame: no pose_estimation span
 	frame := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(128, 128, 128, 0), 128, 64, gocv.MatTypeCV8UC3)
 	defer frame.Close()
-	if _, err := e.Estimate(ctx, frame, []detect.Box{{X1: 8, Y1: 8, X2: 56, Y2: 120}}); err != nil {
+	if _, err := e.Estimate(ctx, frame, []geom.Box{{X1: 8, Y1: 8, X2: 56, Y2: 120}}); err != nil {
 		return inference.SelfTestError(err, "")
 	}
 	return nil
 }
+
+// geom.Pose holds the keypoints of models' COCO list; this fails to
+// compile if the two counts ever differ.
+const _ = uint(models.NumKeypoints-geom.NumKeypoints) + uint(geom.NumKeypoints-models.NumKeypoints)

@@ -4,11 +4,11 @@ import (
 	"math"
 	"testing"
 
-	"github.com/anonymize-dev/anonymize/detect"
+	"github.com/anonymize-dev/anonymize/geom"
 )
 
 func TestCropTransformRoundTrip(t *testing.T) {
-	boxes := []detect.Box{
+	boxes := []geom.Box{
 		{X1: 100, Y1: 50, X2: 160, Y2: 290},     // tall: width grows to 3:4
 		{X1: 10, Y1: 10, X2: 410, Y2: 110},      // wide: height grows to 3:4
 		{X1: 0, Y1: 0, X2: 192, Y2: 256},        // already 3:4
@@ -45,7 +45,7 @@ func TestCropTransformRoundTrip(t *testing.T) {
 func TestCropTransformKeepsAspect(t *testing.T) {
 	// A square in the frame must stay a square in the crop: the scale is
 	// the same along both axes.
-	tr := CropTransform(detect.Box{X1: 0, Y1: 0, X2: 50, Y2: 200}, 192, 256, 1.25)
+	tr := CropTransform(geom.Box{X1: 0, Y1: 0, X2: 50, Y2: 200}, 192, 256, 1.25)
 	u1, v1 := tr.ToInput(10, 10)
 	u2, v2 := tr.ToInput(20, 20)
 	if math.Abs((u2-u1)-(v2-v1)) > 1e-9 {
@@ -83,7 +83,7 @@ func TestDecodeHeatmaps(t *testing.T) {
 	set(3, 3, 2, 0.3)
 
 	got := DecodeHeatmaps(hm, 4, h, w)
-	want := []Keypoint{
+	want := []geom.Keypoint{
 		{X: 3.25, Y: 3.75, Conf: 0.9},
 		{X: 0, Y: 7, Conf: 0.8},
 		{X: 0, Y: 0, Conf: 0},

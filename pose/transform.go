@@ -1,7 +1,7 @@
 package pose
 
 import (
-	"github.com/anonymize-dev/anonymize/detect"
+	"github.com/anonymize-dev/anonymize/geom"
 )
 
 // Transform is the similarity transform (uniform scale plus translation, no
@@ -19,7 +19,7 @@ type Transform struct {
 // CropTransform fits box, grown by padding (1.25 in HRNet and TransPose),
 // to an inW x inH input while keeping its aspect ratio: the box is widened
 // or heightened to inW:inH around its centre, never cut.
-func CropTransform(box detect.Box, inW, inH int, padding float64) Transform {
+func CropTransform(box geom.Box, inW, inH int, padding float64) Transform {
 	w, h := float64(box.W()), float64(box.H())
 	aspect := float64(inW) / float64(inH)
 	if w > aspect*h {

@@ -20,7 +20,7 @@ import (
 
 	"gocv.io/x/gocv"
 
-	"github.com/anonymize-dev/anonymize/detect"
+	"github.com/anonymize-dev/anonymize/geom"
 	"github.com/anonymize-dev/anonymize/internal/synthclip"
 	"github.com/anonymize-dev/anonymize/internal/testutil"
 	"github.com/anonymize-dev/anonymize/models"
@@ -264,7 +264,7 @@ func checkMasks(t *testing.T, scene synthclip.Scene, in, out string) {
 				// that much in frame pixels, and the codec softens the
 				// disk's edge by a pixel or two: inside that margin the
 				// disk must be black.
-				scale := pose.CropTransform(detect.Box{X1: float32(f.Box.Min.X), Y1: float32(f.Box.Min.Y),
+				scale := pose.CropTransform(geom.Box{X1: float32(f.Box.Min.X), Y1: float32(f.Box.Min.Y),
 					X2: float32(f.Box.Max.X), Y2: float32(f.Box.Max.Y)}, models.PoseInputWidth, models.PoseInputHeight, 1.25).Scale
 				inner := r - 6/scale - 2.5
 				n, bad := 0, 0

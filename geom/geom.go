@@ -1,0 +1,70 @@
+// Package geom holds the shapes the stages of the pipeline pass to each
+// other, in frame pixels: person boxes and detections, keypoints and
+// poses, and the regions that are blacked out. It depends on nothing, so
+// the model packages (detect, pose) and the packages that use their
+// answers (mask, and tracking and auditing to come) share these types
+// without depending on each other.
+package geom
+
+import (
+	"image"
+	"math"
+)
+
+// Box is an axis-aligned box in frame pixels, X2/Y2 exclusive.
+type Box struct{ X1, Y1, X2, Y2 float32 }
+
+// W returns the box width.
+func (b Box) W() float32 { return b.X2 - b.X1 }
+
+// H returns the box height.
+func (b Box) H() float32 { return b.Y2 - b.Y1 }
+
+// Rect returns the box as whole pixels, growing it to cover partial pixels.
+func (b Box) Rect() image.Rectangle {
+	return image.Rect(int(math.Floor(float64(b.X1))), int(math.Floor(float64(b.Y1))),
+		int(math.Ceil(float64(b.X2))), int(math.Ceil(float64(b.Y2))))
+}
+
+// Detection is one person found in a frame.
+type Detection struct {
+	Box   Box
+	Score float32
+}
+
+// NumKeypoints is the number of COCO keypoints of a pose.
+const NumKeypoints = 17
+
+// Keypoint is one joint in frame pixels with the model's confidence (its
+// heatmap peak).
+type Keypoint struct {
+	X, Y float32
+	Conf float32
+}
+
+// Pose is one person's keypoints in COCO order.
+type Pose [NumKeypoints]Keypoint
+
+// MaskKind says how a mask was placed.
+type MaskKind string
+
+const (
+	// MaskNose is the normal case: a disk on a confident nose.
+	MaskNose MaskKind = "nose"
+	// MaskFaceKeypoints: the nose was not confident; the disk is centred
+	// on the confident eyes and ears.
+	MaskFaceKeypoints MaskKind = "face_keypoints"
+	// MaskHeadBox: no face keypoint was confident; the head region is
+	// estimated from the person's box alone.
+	MaskHeadBox MaskKind = "head_box"
+)
+
+// Region is what to black out for one person: a disk, or for MaskHeadBox
+// a rectangle.
+type Region struct {
+	Kind    MaskKind
+	Center  image.Point
+	Radius  int
+	Rect    image.Rectangle // MaskHeadBox only
+	Floored bool            // the radius was raised to the box-tied floor
+}
