@@ -68,3 +68,20 @@ type Region struct {
 	Rect    image.Rectangle // MaskHeadBox only
 	Floored bool            // the radius was raised to the box-tied floor
 }
+
+// Area returns the box's area, 0 for an empty box.
+func (b Box) Area() float32 { return max(b.W(), 0) * max(b.H(), 0) }
+
+// Center returns the box's centre.
+func (b Box) Center() (x, y float32) { return (b.X1 + b.X2) / 2, (b.Y1 + b.Y2) / 2 }
+
+// IoU returns the intersection over union of two boxes, 0 when they do
+// not overlap.
+func (b Box) IoU(o Box) float32 {
+	inter := Box{X1: max(b.X1, o.X1), Y1: max(b.Y1, o.Y1), X2: min(b.X2, o.X2), Y2: min(b.Y2, o.Y2)}.Area()
+	union := b.Area() + o.Area() - inter
+	if union <= 0 {
+		return 0
+	}
+	return inter / union
+}

@@ -19,3 +19,21 @@ func TestBox(t *testing.T) {
 		t.Errorf("a box without width covers %v", got)
 	}
 }
+
+func TestIoU(t *testing.T) {
+	a := Box{X1: 0, Y1: 0, X2: 10, Y2: 10}
+	for _, tt := range []struct {
+		b    Box
+		want float32
+	}{
+		{a, 1},
+		{Box{X1: 5, Y1: 0, X2: 15, Y2: 10}, 50.0 / 150},
+		{Box{X1: 10, Y1: 0, X2: 20, Y2: 10}, 0},
+		{Box{X1: 2, Y1: 2, X2: 4, Y2: 4}, 4.0 / 100},
+		{Box{}, 0},
+	} {
+		if got := a.IoU(tt.b); got < tt.want-1e-6 || got > tt.want+1e-6 {
+			t.Errorf("IoU(%v) = %v, want %v", tt.b, got, tt.want)
+		}
+	}
+}
