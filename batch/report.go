@@ -182,6 +182,10 @@ type MaskReport struct {
 	HeadBox       int `json:"head_box"`
 	RadiusFloor   int `json:"radius_floor"`
 	Fallbacks     int `json:"fallbacks"`
+	// Held and Backfilled are the masks tracking added where the detector
+	// found nobody.
+	Held       int `json:"held"`
+	Backfilled int `json:"backfilled"`
 }
 
 // reportFileName is where a shard's report goes in OUT_DIR.
@@ -220,7 +224,7 @@ func (f *FileReport) fillResult(res pipeline.Result, wall time.Duration) {
 		}
 		m := s.Masks
 		f.Masks = &MaskReport{Nose: m.Nose, FaceKeypoints: m.FaceKeypoints, HeadBox: m.HeadBox,
-			RadiusFloor: m.RadiusFloor, Fallbacks: m.Fallbacks()}
+			RadiusFloor: m.RadiusFloor, Fallbacks: m.Fallbacks(), Held: m.Held, Backfilled: m.Backfilled}
 	}
 	f.Encoder = res.Encoder
 	f.WallSeconds = wall.Seconds()

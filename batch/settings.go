@@ -15,7 +15,8 @@ import (
 // outputs stale, and every batch redoes its files.
 //
 //   - 2: frames keep their own timestamps (variable frame rates), portrait
-//     videos are written upright, subtitles are copied.
+//     videos are written upright, subtitles are copied; people are tracked
+//     and masks held and backfilled.
 const settingsFormat = 2
 
 // hashedSettings is everything that changes an output's content. Left out
@@ -27,6 +28,8 @@ type hashedSettings struct {
 	Models       []string `json:"models"`    // "role:sha256", sorted
 	Threshold    string   `json:"threshold"` // floats as strconv 'g' text: NaN has no JSON number
 	PersonClass  int      `json:"person_class"`
+	TrackLow     string   `json:"track_low"`
+	HoldNanos    int64    `json:"hold_ns"`
 	DetectSize   int      `json:"detect_size"`
 	KptThreshold string   `json:"kpt_threshold"`
 	MaskScale    string   `json:"mask_scale"`
@@ -47,6 +50,8 @@ func SettingsHash(cfg pipeline.Config, models []pipeline.ModelRef) string {
 		Models:       make([]string, 0, len(models)),
 		Threshold:    formatFloat(cfg.Threshold),
 		PersonClass:  cfg.PersonClass,
+		TrackLow:     formatFloat(cfg.TrackLow),
+		HoldNanos:    int64(cfg.Hold),
 		DetectSize:   cfg.DetectSize,
 		KptThreshold: formatFloat(cfg.KptThreshold),
 		MaskScale:    formatFloat(cfg.MaskScale),

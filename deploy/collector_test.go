@@ -321,7 +321,7 @@ func TestCollectorIntegration(t *testing.T) {
 	}
 
 	t.Run("span metrics count every frame", func(t *testing.T) {
-		for _, span := range []string{"process_single_frame", "person_detection", "pose_estimation", "decode", "mask", "encode"} {
+		for _, span := range []string{"process_single_frame", "person_detection", "pose_estimation", "decode", "track", "mask", "encode"} {
 			for _, fam := range []string{"traces_span_metrics_calls_total", "traces_span_metrics_duration_seconds"} {
 				f := fams[fam]
 				if f == nil {

@@ -173,7 +173,7 @@ func checkNesting(t *testing.T, recv *otlptest.Receiver, frames int) {
 			if n.parent != "" {
 				t.Errorf("a frame's root span has a parent")
 			}
-			want := []string{"decode", "encode", "mask", "person_detection", "pose_estimation", "wait_for_encode", "wait_for_inference"}
+			want := []string{"decode", "encode", "mask", "person_detection", "pose_estimation", "track", "wait_for_encode", "wait_for_inference", "wait_for_track"}
 			if !slices.Equal(n.children, want) {
 				t.Errorf("frame children %v, want %v", n.children, want)
 			}

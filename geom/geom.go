@@ -57,16 +57,37 @@ const (
 	// MaskHeadBox: no face keypoint was confident; the head region is
 	// estimated from the person's box alone.
 	MaskHeadBox MaskKind = "head_box"
+	// MaskHeld: the detector missed a tracked person in this frame; the
+	// mask they had is kept where they are predicted to be, grown.
+	MaskHeld MaskKind = "held"
+	// MaskBackfilled: the person was first detected in a later frame; the
+	// mask they got then is drawn, grown, on this earlier frame.
+	MaskBackfilled MaskKind = "backfilled"
 )
 
-// Region is what to black out for one person: a disk, or for MaskHeadBox
-// a rectangle.
+// Region is what to black out for one person: a rectangle when Rect is not
+// empty (the head box, and masks held or backfilled from one), else a
+// disk.
 type Region struct {
 	Kind    MaskKind
 	Center  image.Point
 	Radius  int
-	Rect    image.Rectangle // MaskHeadBox only
-	Floored bool            // the radius was raised to the box-tied floor
+	Rect    image.Rectangle
+	Floored bool // the radius was raised to the box-tied floor
+}
+
+// Moved returns the region moved by (dx, dy) and grown by grow pixels on
+// every side.
+func (r Region) Moved(dx, dy, grow float64) Region {
+	d := image.Pt(int(math.Round(dx)), int(math.Round(dy)))
+	g := int(math.Ceil(max(grow, 0)))
+	if !r.Rect.Empty() {
+		r.Rect = r.Rect.Add(d).Inset(-g)
+		return r
+	}
+	r.Center = r.Center.Add(d)
+	r.Radius += g
+	return r
 }
 
 // Area returns the box's area, 0 for an empty box.

@@ -22,13 +22,13 @@ var (
 	kptColour  = color.RGBA{R: 255, B: 255, A: 255}
 )
 
-// DrawDebug draws a person's box, score and confident keypoints and limbs,
+// DrawDebug draws a person's box, track id, score and confident keypoints and limbs,
 // for --draw: it shows what the models saw, which is the first thing to
 // look at when a mask is misplaced.
-func DrawDebug(frame *gocv.Mat, det geom.Detection, p *geom.Pose, kptThreshold float64) {
+func DrawDebug(frame *gocv.Mat, det geom.Detection, p *geom.Pose, trackID int, kptThreshold float64) {
 	r := det.Box.Rect()
 	gocv.Rectangle(frame, r, boxColour, 2)
-	gocv.PutText(frame, fmt.Sprintf("%.2f", det.Score), image.Pt(r.Min.X, max(r.Min.Y-4, 12)),
+	gocv.PutText(frame, fmt.Sprintf("#%d %.2f", trackID, det.Score), image.Pt(r.Min.X, max(r.Min.Y-4, 12)),
 		gocv.FontHersheySimplex, 0.5, boxColour, 1)
 	if p == nil {
 		return

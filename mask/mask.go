@@ -124,16 +124,15 @@ var black = color.RGBA{A: 255}
 // Apply blacks out the regions in a BGR frame.
 func Apply(frame *gocv.Mat, regions []geom.Region) {
 	for _, r := range regions {
-		if r.Kind == geom.MaskHeadBox {
-			if r.Rect.Empty() {
-				continue
-			}
+		if !r.Rect.Empty() {
 			// gocv draws rectangles corner to corner inclusive; Rect's Max
 			// is exclusive.
 			gocv.Rectangle(frame, image.Rectangle{Min: r.Rect.Min, Max: r.Rect.Max.Sub(image.Pt(1, 1))}, black, -1)
 			continue
 		}
-		gocv.Circle(frame, r.Center, r.Radius, black, -1)
+		if r.Radius > 0 {
+			gocv.Circle(frame, r.Center, r.Radius, black, -1)
+		}
 	}
 }
 
@@ -147,6 +146,10 @@ type Counts struct {
 	FaceKeypoints int `json:"face_keypoints"`
 	HeadBox       int `json:"head_box"`
 	RadiusFloor   int `json:"radius_floor"`
+	// Held and Backfilled count the masks tracking added where the
+	// detector found nobody (see package track).
+	Held       int `json:"held"`
+	Backfilled int `json:"backfilled"`
 }
 
 // Add counts one region.
@@ -158,6 +161,10 @@ func (c *Counts) Add(r geom.Region) {
 		c.FaceKeypoints++
 	case geom.MaskHeadBox:
 		c.HeadBox++
+	case geom.MaskHeld:
+		c.Held++
+	case geom.MaskBackfilled:
+		c.Backfilled++
 	}
 	if r.Floored {
 		c.RadiusFloor++
@@ -170,7 +177,10 @@ func (c *Counts) Merge(o Counts) {
 	c.FaceKeypoints += o.FaceKeypoints
 	c.HeadBox += o.HeadBox
 	c.RadiusFloor += o.RadiusFloor
+	c.Held += o.Held
+	c.Backfilled += o.Backfilled
 }
 
-// Fallbacks is the number of masks not placed by the normal rule.
+// Fallbacks is the number of masks of detected people not placed by the
+// normal rule; held and backfilled masks are counted apart.
 func (c Counts) Fallbacks() int { return c.FaceKeypoints + c.HeadBox + c.RadiusFloor }

@@ -5,12 +5,15 @@ package pipeline
 
 import (
 	"fmt"
+	"math"
 	"slices"
+	"time"
 
 	"github.com/anonymize-dev/anonymize/detect"
 	"github.com/anonymize-dev/anonymize/inference"
 	"github.com/anonymize-dev/anonymize/mask"
 	"github.com/anonymize-dev/anonymize/pose"
+	"github.com/anonymize-dev/anonymize/track"
 	"github.com/anonymize-dev/anonymize/video"
 )
 
@@ -23,12 +26,14 @@ type Config struct {
 	DetectorModel string // --detector-model
 	PoseModel     string // --pose-model
 
-	Threshold    float64 // --threshold
-	PersonClass  int     // --person-class (0: the COCO label set)
-	DetectSize   int     // --detect-size (short side; the long side limit keeps DETR's 800:1333)
-	PoseBatch    int     // --pose-batch
-	KptThreshold float64 // --kpt-threshold
-	MaskScale    float64 // --mask-scale
+	Threshold    float64       // --threshold
+	PersonClass  int           // --person-class (0: the COCO label set)
+	TrackLow     float64       // --track-low
+	Hold         time.Duration // --hold
+	DetectSize   int           // --detect-size (short side; the long side limit keeps DETR's 800:1333)
+	PoseBatch    int           // --pose-batch
+	KptThreshold float64       // --kpt-threshold
+	MaskScale    float64       // --mask-scale
 
 	CRF       int    // --crf
 	Preset    string // --preset
@@ -42,10 +47,12 @@ type Config struct {
 
 // DefaultConfig holds every default in one place.
 func DefaultConfig() Config {
-	d, p, m := detect.DefaultConfig(), pose.DefaultConfig(), mask.DefaultConfig()
+	d, p, m, t := detect.DefaultConfig(), pose.DefaultConfig(), mask.DefaultConfig(), track.DefaultConfig()
 	return Config{
 		Device:       "auto",
 		Threshold:    d.Threshold,
+		TrackLow:     t.Low,
+		Hold:         t.Hold,
 		DetectSize:   d.ShortSide,
 		PoseBatch:    p.BatchSize,
 		KptThreshold: m.KptThreshold,
@@ -69,6 +76,10 @@ func (c Config) Validate() error {
 	switch {
 	case !(c.Threshold > 0 && c.Threshold <= 1): // also rejects NaN
 		return fmt.Errorf("--threshold %g: must be above 0 and at most 1", c.Threshold)
+	case !(c.TrackLow > 0 && c.TrackLow <= 1):
+		return fmt.Errorf("--track-low %g: must be above 0 and at most 1", c.TrackLow)
+	case c.Hold < 0 || c.Hold > 10*time.Second:
+		return fmt.Errorf("--hold %v: must be between 0 (no tracking masks) and 10s", c.Hold)
 	case c.PersonClass < 0:
 		return fmt.Errorf("--person-class %d: must not be negative (0 means the COCO label set, where person is 1)", c.PersonClass)
 	case c.DetectSize < 32 || c.DetectSize > 4096:
@@ -98,7 +109,9 @@ func (c Config) Validate() error {
 func (c Config) detectConfig() detect.Config {
 	d := detect.DefaultConfig()
 	long := d.LongSide * c.DetectSize / d.ShortSide
-	return detect.Config{Threshold: c.Threshold, ShortSide: c.DetectSize, LongSide: long, PersonClass: c.PersonClass}
+	// The detector keeps the low-score boxes too: tracking decides which
+	// of them are people (those that continue a track).
+	return detect.Config{Threshold: min(c.Threshold, c.TrackLow), ShortSide: c.DetectSize, LongSide: long, PersonClass: c.PersonClass}
 }
 
 func (c Config) poseConfig() pose.Config {
@@ -122,4 +135,16 @@ func (c Config) audioMode() video.AudioMode {
 func (c Config) subtitleMode() video.SubtitleMode {
 	m, _ := video.ParseSubtitleMode(c.Subtitles)
 	return m
+}
+
+// growRate is TrackConfig.GrowRate: held and backfilled masks grow by the
+// person's height (their box's longer side) per second.
+const growRate = 1.0
+
+// trackConfig is the tracking stage's configuration for a video whose
+// frames come at up to peakFPS.
+func (c Config) trackConfig(peakFPS float64) TrackConfig {
+	t := track.DefaultConfig()
+	t.High, t.Low, t.Hold = c.Threshold, min(c.TrackLow, c.Threshold), c.Hold
+	return TrackConfig{Config: t, GrowRate: growRate, Window: int(math.Ceil(c.Hold.Seconds()*peakFPS)) + 1}
 }

@@ -52,6 +52,7 @@ type StageConfig struct {
 	QueueSize int // frames buffered between two stages
 	Draw      bool
 	Mask      mask.Config
+	Track     TrackConfig
 	// Instruments records the per-frame metrics; nil creates them on the
 	// global MeterProvider.
 	Instruments *telemetry.Instruments
@@ -66,12 +67,16 @@ type Person struct {
 	Detection geom.Detection
 	Pose      *geom.Pose // nil when no pose was estimated
 	Mask      geom.Region
+	TrackID   int // the person's track: the same id from frame to frame
 }
 
 // FrameResult reports one finished frame.
 type FrameResult struct {
 	Index  int
 	People []Person
+	// Masks are the masks tracking added where the detector found nobody:
+	// held for people it missed, backfilled before people it found late.
+	Masks []geom.Region
 }
 
 // Stats sums up a run.
@@ -113,8 +118,12 @@ type frame struct {
 	mat   gocv.Mat
 	ctx   context.Context
 	span  trace.Span
-	dets  []geom.Detection
+	dets  []geom.Detection // at or above the tracker's low score
 	poses []geom.Pose
+	// people are the detected people, with their masks; masks are the
+	// masks tracking added (held, backfilled).
+	people []Person
+	masks  []geom.Region
 	// queued is when the frame entered the channel to the next stage.
 	queued time.Time
 }
@@ -159,11 +168,16 @@ func RunStages(ctx context.Context, cfg StageConfig, src FrameSource, det Detect
 	start := time.Now()
 	var stats Stats
 
-	// Every Mat a stage can hold at once: one per stage plus the queues.
-	// Each Mat goes back to free whatever happens to its frame, so the ones
-	// to close at the end are exactly those in free (a source may have
-	// replaced some of the originals).
-	poolSize := 2*cfg.QueueSize + 3
+	tracking, err := newTracking(cfg, tracer)
+	if err != nil {
+		return Stats{}, err
+	}
+	// Every Mat a stage can hold at once: one per stage, the queues and
+	// the frames waiting for a backfill. Each Mat goes back to free
+	// whatever happens to its frame, so the ones to close at the end are
+	// exactly those in free (a source may have replaced some of the
+	// originals).
+	poolSize := 3*cfg.QueueSize + 4 + cfg.Track.Window
 	free := make(chan gocv.Mat, poolSize)
 	for range poolSize {
 		free <- gocv.NewMat()
@@ -177,6 +191,7 @@ func RunStages(ctx context.Context, cfg StageConfig, src FrameSource, det Detect
 
 	decoded := make(chan *frame, cfg.QueueSize)
 	inferred := make(chan *frame, cfg.QueueSize)
+	tracked := make(chan *frame, cfg.QueueSize)
 	g, gctx := errgroup.WithContext(ctx)
 	runLink := trace.LinkFromContext(ctx)
 
@@ -244,49 +259,83 @@ func RunStages(ctx context.Context, cfg StageConfig, src FrameSource, det Detect
 		return nil
 	})
 
+	release := func(f *frame, err error) {
+		f.fail(err, in)
+		free <- f.mat
+	}
 	g.Go(func() error {
+		defer close(tracked)
+		send := func(done []*frame) error {
+			for i, f := range done {
+				f.queued = time.Now()
+				select {
+				case tracked <- f:
+				case <-gctx.Done():
+					for _, rest := range done[i:] {
+						release(rest, gctx.Err())
+					}
+					return gctx.Err()
+				}
+			}
+			return nil
+		}
 		for f := range inferred {
+			f.waited(tracer, "wait_for_track")
+			done, err := tracking.add(f)
+			if err != nil {
+				release(f, err)
+				tracking.fail(err, release)
+				return fmt.Errorf("frame %d: %w", f.index, err)
+			}
+			if err := send(done); err != nil {
+				tracking.fail(err, release)
+				return err
+			}
+		}
+		if err := gctx.Err(); err != nil {
+			tracking.fail(err, release)
+			return err
+		}
+		return send(tracking.flush())
+	})
+
+	g.Go(func() error {
+		for f := range tracked {
 			if err := gctx.Err(); err != nil {
 				// Another stage failed: the output will be discarded, so
 				// only drain what is left.
-				f.fail(err, in)
-				free <- f.mat
+				release(f, err)
 				continue
 			}
 			f.waited(tracer, "wait_for_encode")
-			people := maskFrame(tracer, f, cfg)
+			masks := applyMasks(tracer, f, cfg)
 			_, es := tracer.Start(f.ctx, "encode")
 			err := sink.WriteFrame(f.mat, f.pts)
 			telemetry.EndSpan(es, err)
 			if err != nil {
-				f.fail(err, in)
-				free <- f.mat
+				release(f, err)
 				return fmt.Errorf("encode frame %d: %w", f.index, err)
 			}
-			f.span.SetAttributes(attribute.Int("people.count", len(people)))
+			f.span.SetAttributes(attribute.Int("people.count", len(f.people)))
 			if cfg.GPUMemory != nil {
 				if b, ok := cfg.GPUMemory(); ok {
 					f.span.SetAttributes(attribute.Int64("gpu.process.memory.usage", b))
 				}
 			}
-			var masks mask.Counts
-			for _, p := range people {
-				masks.Add(p.Mask)
-			}
-			recordFrame(f.ctx, in, len(people), masks)
+			recordFrame(f.ctx, in, len(f.people), masks)
 			f.span.End()
-			stats.add(len(people), masks)
+			stats.add(len(f.people), masks)
 			if onFrame != nil {
-				onFrame(FrameResult{Index: f.index, People: people})
+				onFrame(FrameResult{Index: f.index, People: f.people, Masks: f.masks})
 			}
 			free <- f.mat // never blocks: the channel holds the whole pool
 		}
 		return nil
 	})
 
-	err := g.Wait()
+	err = g.Wait()
 	// Frames still queued when a stage failed have open spans.
-	for _, ch := range []chan *frame{decoded, inferred} {
+	for _, ch := range []chan *frame{decoded, inferred, tracked} {
 		for f := range ch {
 			f.fail(context.Canceled, in)
 			free <- f.mat
@@ -304,7 +353,7 @@ func RunStages(ctx context.Context, cfg StageConfig, src FrameSource, det Detect
 var (
 	outcomeAttrs = attrOptions(telemetry.AttrOutcome, telemetry.OutcomeOK, telemetry.OutcomeFailed, telemetry.OutcomeCancelled)
 	kindAttrs    = attrOptions(telemetry.AttrKind, string(geom.MaskNose), string(geom.MaskFaceKeypoints),
-		string(geom.MaskHeadBox), mask.FallbackRadiusFloor)
+		string(geom.MaskHeadBox), mask.FallbackRadiusFloor, string(geom.MaskHeld), string(geom.MaskBackfilled))
 )
 
 func attrOptions(key string, values ...string) map[string]metric.MeasurementOption {
@@ -330,6 +379,8 @@ func recordFrame(ctx context.Context, in *telemetry.Instruments, people int, c m
 	add(in.Masks, string(geom.MaskNose), c.Nose)
 	add(in.Masks, string(geom.MaskFaceKeypoints), c.FaceKeypoints)
 	add(in.Masks, string(geom.MaskHeadBox), c.HeadBox)
+	add(in.Masks, string(geom.MaskHeld), c.Held)
+	add(in.Masks, string(geom.MaskBackfilled), c.Backfilled)
 	add(in.MaskFallbacks, string(geom.MaskFaceKeypoints), c.FaceKeypoints)
 	add(in.MaskFallbacks, string(geom.MaskHeadBox), c.HeadBox)
 	add(in.MaskFallbacks, mask.FallbackRadiusFloor, c.RadiusFloor)
@@ -358,25 +409,28 @@ func infer(f *frame, det Detector, pe PoseEstimator) error {
 	return nil
 }
 
-func maskFrame(tracer trace.Tracer, f *frame, cfg StageConfig) []Person {
+// applyMasks blacks out every mask of f (the detected people's, then
+// those tracking added) and draws the debug view; it returns the tally.
+func applyMasks(tracer trace.Tracer, f *frame, cfg StageConfig) mask.Counts {
 	_, span := tracer.Start(f.ctx, "mask")
 	defer span.End()
-	people := make([]Person, len(f.dets))
-	regions := make([]geom.Region, len(f.dets))
-	for i, d := range f.dets {
-		var p *geom.Pose
-		if i < len(f.poses) {
-			p = &f.poses[i]
-		}
-		regions[i] = mask.Plan(d.Box, p, cfg.Mask)
-		people[i] = Person{Detection: d, Pose: p, Mask: regions[i]}
+	var counts mask.Counts
+	regions := make([]geom.Region, 0, len(f.people)+len(f.masks))
+	for _, p := range f.people {
+		regions = append(regions, p.Mask)
+		counts.Add(p.Mask)
+	}
+	for _, r := range f.masks {
+		regions = append(regions, r)
+		counts.Add(r)
 	}
 	mask.Apply(&f.mat, regions)
 	if cfg.Draw {
-		for _, p := range people {
-			mask.DrawDebug(&f.mat, p.Detection, p.Pose, cfg.Mask.KptThreshold)
+		for _, p := range f.people {
+			mask.DrawDebug(&f.mat, p.Detection, p.Pose, p.TrackID, cfg.Mask.KptThreshold)
 		}
 	}
-	span.SetAttributes(attribute.Int("masks", len(regions)))
-	return people
+	span.SetAttributes(attribute.Int("masks", len(regions)), attribute.Int("masks.held", counts.Held),
+		attribute.Int("masks.backfilled", counts.Backfilled))
+	return counts
 }

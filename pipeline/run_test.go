@@ -98,39 +98,60 @@ func (s *fakeSink) WriteFrame(frame gocv.Mat, pts time.Duration) error {
 }
 
 func stageConfig() StageConfig {
-	return StageConfig{QueueSize: 2, Mask: mask.DefaultConfig()}
+	return StageConfig{QueueSize: 2, Mask: mask.DefaultConfig(), Track: DefaultConfig().trackConfig(25)}
 }
 
 func TestRunStagesKeepsOrderAndMasks(t *testing.T) {
-	src := &fakeSource{n: 40}
-	sink := &fakeSink{failAt: -1}
-	var results []FrameResult
-	stats, err := RunStages(context.Background(), stageConfig(), src, fakeDetector{}, fakePose{}, sink,
-		func(r FrameResult) { results = append(results, r) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(sink.got) != 40 {
-		t.Fatalf("wrote %d frames, want 40", len(sink.got))
-	}
-	for i, idx := range sink.got {
-		if idx != i {
-			t.Fatalf("frame %d written at position %d: order lost", idx, i)
-		}
-		if sink.pts[i] != fakePTS(i) {
-			t.Errorf("frame %d written at %v, the source gave %v", i, sink.pts[i], fakePTS(i))
-		}
-		if sink.masked[i] != (i%2 == 1) {
-			t.Errorf("frame %d masked=%v, want %v", i, sink.masked[i], i%2 == 1)
-		}
-		if results[i].Index != i || len(results[i].People) != i%2 {
-			t.Errorf("result %d = %+v", i, results[i])
-		}
-	}
-	want := Stats{Frames: 40, People: 20, MaxPeople: 1, FramesWithPeople: 20, Masks: mask.Counts{Nose: 20}}
-	stats.Elapsed = 0
-	if stats != want {
-		t.Errorf("stats %+v, want %+v", stats, want)
+	// The fake detector finds the person on odd frames only. With --hold 0
+	// only those are masked; with the default hold, tracking masks the
+	// even frames too: held after a miss, backfilled before the first
+	// detection.
+	for _, tt := range []struct {
+		name   string
+		hold   time.Duration
+		masked func(i int) bool
+		counts mask.Counts
+	}{
+		{"no hold", 0, func(i int) bool { return i%2 == 1 }, mask.Counts{Nose: 20}},
+		{"default hold", DefaultConfig().Hold, func(int) bool { return true }, mask.Counts{Nose: 20, Held: 19, Backfilled: 1}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			src := &fakeSource{n: 40}
+			sink := &fakeSink{failAt: -1}
+			cfg := stageConfig()
+			cfg.Track.Hold = tt.hold
+			var results []FrameResult
+			stats, err := RunStages(context.Background(), cfg, src, fakeDetector{}, fakePose{}, sink,
+				func(r FrameResult) { results = append(results, r) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(sink.got) != 40 {
+				t.Fatalf("wrote %d frames, want 40", len(sink.got))
+			}
+			for i, idx := range sink.got {
+				if idx != i {
+					t.Fatalf("frame %d written at position %d: order lost", idx, i)
+				}
+				if sink.pts[i] != fakePTS(i) {
+					t.Errorf("frame %d written at %v, the source gave %v", i, sink.pts[i], fakePTS(i))
+				}
+				if sink.masked[i] != tt.masked(i) {
+					t.Errorf("frame %d masked=%v, want %v", i, sink.masked[i], tt.masked(i))
+				}
+				if results[i].Index != i || len(results[i].People) != i%2 {
+					t.Errorf("result %d = %+v", i, results[i])
+				}
+				if tt.hold > 0 && i%2 == 1 && results[i].People[0].TrackID != 1 {
+					t.Errorf("frame %d: track %d, want the one track, 1", i, results[i].People[0].TrackID)
+				}
+			}
+			want := Stats{Frames: 40, People: 20, MaxPeople: 1, FramesWithPeople: 20, Masks: tt.counts}
+			stats.Elapsed = 0
+			if stats != want {
+				t.Errorf("stats %+v, want %+v", stats, want)
+			}
+		})
 	}
 }
 
@@ -157,7 +178,7 @@ func TestRunStagesBoundsMemory(t *testing.T) {
 	if _, err := RunStages(context.Background(), cfg, src, fakeDetector{}, fakePose{}, sink, nil); err != nil {
 		t.Fatal(err)
 	}
-	pool := int64(2*cfg.QueueSize + 3)
+	pool := int64(3*cfg.QueueSize + 4 + cfg.Track.Window)
 	if sink.maxAhead > pool {
 		t.Errorf("%d frames were decoded ahead of the encoder, pool is %d", sink.maxAhead, pool)
 	}

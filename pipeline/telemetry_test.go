@@ -73,7 +73,7 @@ func TestSpanTree(t *testing.T) {
 	scene := synthclip.DefaultScene(640, 360, 3)
 	ctx, run := tp.Tracer("test").Start(context.Background(), "anonymize_video")
 	var people []int
-	_, err = RunStages(ctx, StageConfig{QueueSize: 2, Mask: mask.DefaultConfig()},
+	_, err = RunStages(ctx, StageConfig{QueueSize: 2, Mask: mask.DefaultConfig(), Track: DefaultConfig().trackConfig(30)},
 		&sceneSource{scene: scene}, det, pe, discardSink{}, func(r FrameResult) { people = append(people, len(r.People)) })
 	run.End()
 	if err != nil {
@@ -121,7 +121,7 @@ func TestSpanTree(t *testing.T) {
 		}
 
 		got := names(children[root.SpanContext().SpanID().String()])
-		want := []string{"decode", "wait_for_inference", "person_detection", "pose_estimation", "wait_for_encode", "mask", "encode"}
+		want := []string{"decode", "wait_for_inference", "person_detection", "pose_estimation", "wait_for_track", "track", "wait_for_encode", "mask", "encode"}
 		if !sameSet(got, want) {
 			t.Errorf("frame %d children %v, want %v", i, got, want)
 		}
@@ -214,7 +214,7 @@ func TestMetricsPerFrame(t *testing.T) {
 	scene := synthclip.DefaultScene(640, 360, 12)
 	var gauges, people []int64
 	stats, err := RunStages(context.Background(),
-		StageConfig{QueueSize: 2, Mask: mask.DefaultConfig(), Instruments: in},
+		StageConfig{QueueSize: 2, Mask: mask.DefaultConfig(), Instruments: in, Track: DefaultConfig().trackConfig(30)},
 		&sceneSource{scene: scene}, det, pe, discardSink{},
 		func(r FrameResult) {
 			people = append(people, int64(len(r.People)))

@@ -73,6 +73,8 @@ func (e *Engine) ProcessVideo(ctx context.Context, job Job, hooks Hooks) (res Re
 			attribute.Int("mask.fallbacks.face_keypoints", res.Stats.Masks.FaceKeypoints),
 			attribute.Int("mask.fallbacks.head_box", res.Stats.Masks.HeadBox),
 			attribute.Int("mask.fallbacks.radius_floor", res.Stats.Masks.RadiusFloor),
+			attribute.Int("masks.held", res.Stats.Masks.Held),
+			attribute.Int("masks.backfilled", res.Stats.Masks.Backfilled),
 			attribute.Float64("fps", res.Stats.FPS()),
 		)
 		telemetry.EndSpan(run, err)
@@ -120,6 +122,7 @@ func (e *Engine) ProcessVideo(ctx context.Context, job Job, hooks Hooks) (res Re
 		QueueSize: e.cfg.QueueSize,
 		Draw:      e.cfg.Draw,
 		Mask:      e.cfg.maskConfig(),
+		Track:     e.cfg.trackConfig(info.PeakFPS),
 		GPUMemory: e.env.GPUMemory,
 	}
 	// Buffers per video, sessions shared: videos may run concurrently on

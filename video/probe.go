@@ -31,6 +31,10 @@ type Info struct {
 	// VariableRate is true when the frames are not evenly spaced (phones,
 	// screen recorders, edited WebM); every frame's own time is kept.
 	VariableRate bool
+	// PeakFPS is the highest rate the frames come at: FPS for a constant
+	// rate, the closest pair's for a variable one (at most twice FPS).
+	// Buffers sized in time hold this many frames a second.
+	PeakFPS float64
 	// TimeBase is the video stream's clock, in which its timestamps are
 	// exact; the output keeps it. Zero when unknown (OpenCV probe).
 	TimeBase Rational
@@ -349,6 +353,11 @@ func probeFFprobe(ctx context.Context, path, ffprobe string, log *slog.Logger, s
 		if res.VariableRate || !res.FPS.Valid() {
 			res.FPS = tl.averageRate()
 		}
+		if res.VariableRate {
+			if gap := tl.minGap(); gap > 0 {
+				res.PeakFPS = min(1/(float64(gap)*res.TimeBase.Float()), 2*res.FPS.Float())
+			}
+		}
 		if d := ticks(tl.end, res.TimeBase) - ticks(tl.pts[0], res.TimeBase); d > 0 {
 			res.Duration = d
 		}
@@ -361,6 +370,7 @@ func probeFFprobe(ctx context.Context, path, ffprobe string, log *slog.Logger, s
 	if !res.TimeBase.Valid() {
 		res.TimeBase = Rational{1, res.FPS.Num}
 	}
+	res.PeakFPS = max(res.PeakFPS, res.FPS.Float())
 	return res, nil
 }
 
@@ -483,6 +493,7 @@ func probeOpenCV(path string) (probeResult, error) {
 		return probeResult{}, fmt.Errorf("%s has no usable frame rate (OpenCV reports %g fps)", path, vc.Get(gocv.VideoCaptureFPS))
 	}
 	res.TimeBase = Rational{1, res.FPS.Num}
+	res.PeakFPS = res.FPS.Float()
 	if n := vc.Get(gocv.VideoCaptureFrameCount); n > 0 && !math.IsInf(n, 0) {
 		res.FrameCount = int(math.Round(n))
 		res.Duration = res.FPS.Duration(res.FrameCount)

@@ -27,7 +27,7 @@ func TestProbe(t *testing.T) {
 		{
 			name: "mp4 with audio",
 			path: withAudio,
-			want: Info{Path: withAudio, Width: 160, Height: 120, CodedWidth: 160, CodedHeight: 120, FPS: Rational{30000, 1001},
+			want: Info{Path: withAudio, Width: 160, Height: 120, CodedWidth: 160, CodedHeight: 120, FPS: Rational{30000, 1001}, PeakFPS: 30000.0 / 1001,
 				TimeBase: Rational{1, 30000}, FrameCount: 45, FrameCountExact: true,
 				Codec: "h264", PixFmt: "yuv420p", HasAudio: true, AudioCodec: "aac", Prober: "ffprobe"},
 		},
@@ -35,7 +35,7 @@ func TestProbe(t *testing.T) {
 			// Matroska declares no frame count: the packets are counted.
 			name: "mkv without audio",
 			path: silent,
-			want: Info{Path: silent, Width: 128, Height: 96, CodedWidth: 128, CodedHeight: 96, FPS: Rational{25, 1},
+			want: Info{Path: silent, Width: 128, Height: 96, CodedWidth: 128, CodedHeight: 96, FPS: Rational{25, 1}, PeakFPS: 25,
 				TimeBase: Rational{1, 1000}, FrameCount: 50, FrameCountExact: true,
 				Codec: "h264", PixFmt: "yuv420p", Prober: "ffprobe"},
 		},

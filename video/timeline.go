@@ -157,6 +157,18 @@ func (tl *timeline) step() int64 {
 	return best
 }
 
+// minGap is the shortest time between two frames, in ticks; 0 for fewer
+// than two frames.
+func (tl *timeline) minGap() int64 {
+	var gap int64
+	for i := 1; i < len(tl.pts); i++ {
+		if d := tl.pts[i] - tl.pts[i-1]; gap == 0 || d < gap {
+			gap = d
+		}
+	}
+	return gap
+}
+
 // variable reports whether the frames are not evenly spaced: gaps that
 // differ by more than one tick (a millisecond time base spaces 29.97 fps
 // frames 33 and 34 ms apart, which is still a constant rate).

@@ -200,6 +200,7 @@ func wandbBatchSummary(sum batch.Summary) map[string]any {
 		}
 		if f.Masks != nil {
 			row["fallbacks"] = f.Masks.Fallbacks
+			row["held"], row["backfilled"] = f.Masks.Held, f.Masks.Backfilled
 		}
 		files[f.Input] = row
 	}

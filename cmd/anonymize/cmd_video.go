@@ -97,8 +97,9 @@ func runVideo(ctx context.Context, opts *VideoOptions) (err error) {
 func summaryLine(res pipeline.Result, providers string) string {
 	s := res.Stats
 	m := s.Masks
-	return fmt.Sprintf("anonymize: %s: %d frames (%s), %d people masked (up to %d in a frame), fallbacks: %d face_keypoints, %d head_box, %d radius_floor; %.1f fps on %s, encoded with %s",
-		res.Output, s.Frames, videoNotes(res), s.People, s.MaxPeople, m.FaceKeypoints, m.HeadBox, m.RadiusFloor, s.FPS(), providers, res.Encoder)
+	return fmt.Sprintf("anonymize: %s: %d frames (%s), %d people masked (up to %d in a frame), fallbacks: %d face_keypoints, %d head_box, %d radius_floor; tracking: %d held, %d backfilled; %.1f fps on %s, encoded with %s",
+		res.Output, s.Frames, videoNotes(res), s.People, s.MaxPeople, m.FaceKeypoints, m.HeadBox, m.RadiusFloor, m.Held, m.Backfilled,
+		s.FPS(), providers, res.Encoder)
 }
 
 // videoNotes says how the output's picture and timing follow the input's:

@@ -120,7 +120,10 @@ func modelFlags(detector, pose string) []string {
 func TestVideoEndToEnd(t *testing.T) {
 	detector, pose, clip, scene := e2eFixtures(t)
 	out := filepath.Join(t.TempDir(), "out.mp4")
-	args := append([]string{"video", "--device", "auto"}, modelFlags(detector, pose)...)
+	// --hold 0: each mask where the detections put it, nowhere else, so
+	// the output can be checked pixel by pixel against the scene's
+	// geometry; TestTrackingMasksMissedPeople checks what tracking adds.
+	args := append([]string{"video", "--device", "auto", "--hold", "0"}, modelFlags(detector, pose)...)
 	r := run(t, nil, append(args, clip, out)...)
 	if r.code != 0 {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)

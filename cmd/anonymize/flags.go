@@ -21,6 +21,8 @@ func addRuntimeFlags(fs *pflag.FlagSet, c *pipeline.Config) {
 func addPipelineFlags(fs *pflag.FlagSet, c *pipeline.Config) {
 	addRuntimeFlags(fs, c)
 	fs.Float64Var(&c.Threshold, "threshold", c.Threshold, "minimum person score of the detector")
+	fs.Float64Var(&c.TrackLow, "track-low", c.TrackLow, "score from which a detection below --threshold still continues a person's track (as ByteTrack does); it never starts one")
+	fs.DurationVar(&c.Hold, "hold", c.Hold, "how long a tracked person the detector misses keeps a mask where they are predicted to be, and how far back a person first detected late is masked too (0: off)")
 	fs.IntVar(&c.PersonClass, "person-class", c.PersonClass, "index of the person class in the detector's class head, for a model not trained on COCO's 92-class label set (0: COCO, where person is 1)")
 	fs.IntVar(&c.DetectSize, "detect-size", c.DetectSize, "short side of the detector input in pixels (the long side is capped at 1333/800 of it)")
 	fs.IntVar(&c.PoseBatch, "pose-batch", c.PoseBatch, "most people sent through the pose model at once (lower it if the GPU runs out of memory on crowds)")

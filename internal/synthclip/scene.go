@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"image"
 	"math"
+	"slices"
 
 	"github.com/anonymize-dev/anonymize/models/synthetic"
 )
@@ -23,7 +24,16 @@ type Scene struct {
 	Frames         int
 	Audio          bool
 	Seed           int64
+	// Disguise lists, by figure label, the frames in which that figure's
+	// body is drawn in DisguiseColour, which the synthetic detector does
+	// not know: a person the detector misses in those frames (motion blur,
+	// occlusion, a score dipping under the threshold), face in full view.
+	Disguise map[string][]int
 }
+
+// DisguiseColour is far from every colour of the synthetic models'
+// palette and from the grey backgrounds, so neither model sees it.
+var DisguiseColour = synthetic.RGB{R: 200, G: 120, B: 90}
 
 // DefaultScene is the scene tests, the demo and benchmarks use: NTSC rate
 // (30000/1001, to exercise non-integer rates) and an audio track, which the
@@ -103,6 +113,12 @@ type Figure struct {
 	TorsoCentre image.Point
 	Ghost       bool
 	Visible     bool
+	// Disguised says the body is drawn in DisguiseColour in this frame.
+	Disguised bool
+	// Head is the centre and HeadRadius the radius, in pixels, of the
+	// head: what must be black in every frame the figure is visible.
+	Head       image.Point
+	HeadRadius int
 }
 
 // ExpectedDisk is where the masking rule puts the black disk for a figure
@@ -328,6 +344,9 @@ func (s Scene) shapes(frame int) []shape {
 			Label: tr.label, Colour: tr.colour, Ghost: tr.ghost, HasNose: tr.hasNose,
 			Visible: frame >= 0 && frame < s.Frames && tr.visible(frame),
 		}}
+		if slices.Contains(s.Disguise[tr.label], frame) {
+			sh.fig.Colour, sh.fig.Disguised = DisguiseColour, true
+		}
 		if sh.fig.Visible {
 			s.build(&sh, tr, frame, p)
 		}
@@ -382,6 +401,7 @@ func (s Scene) build(sh *shape, tr track, frame int, p float64) {
 	sh.fig.Nose, sh.fig.LeftShoulder, sh.fig.RightShoulder = centre(nose), centre(left), centre(right)
 	sh.fig.DotRadius = dotR * block
 	sh.fig.TorsoCentre = centre(image.Pt(cx, (torso.Min.Y+torso.Max.Y)/2))
+	sh.fig.Head, sh.fig.HeadRadius = centre(head.c), head.r*block
 
 	b := head.bounds()
 	for _, r := range sh.rects {

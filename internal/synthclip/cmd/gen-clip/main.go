@@ -13,6 +13,8 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/anonymize-dev/anonymize/internal/synthclip"
 )
@@ -40,6 +42,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	audio := fs.Bool("audio", true, "add a 440 Hz AAC tone track")
 	seed := fs.Int64("seed", 0, "seed of the background noise")
 	ffmpeg := fs.String("ffmpeg", "ffmpeg", "ffmpeg executable")
+	disguise := disguiseFlag{}
+	fs.Var(disguise, "disguise", "`LABEL:FRAME,FRAME,...` draws the figure's body in a colour the synthetic detector does not know in those frames, "+
+		"so it misses the person there; repeatable (labels: "+synthclip.LabelWalker+", "+synthclip.LabelNoNose+", "+synthclip.LabelDiagonal+")")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -58,6 +63,29 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	scene := synthclip.DefaultScene(*width, *height, *frames)
 	scene.Audio = *audio
+	if len(disguise) > 0 {
+		scene.Disguise = disguise
+	}
 	scene.Seed = *seed
 	return scene.Write(ctx, *out, bin)
+}
+
+// disguiseFlag collects -disguise LABEL:FRAME,FRAME,... values.
+type disguiseFlag map[string][]int
+
+func (d disguiseFlag) String() string { return fmt.Sprint(map[string][]int(d)) }
+
+func (d disguiseFlag) Set(v string) error {
+	label, list, ok := strings.Cut(v, ":")
+	if !ok || label == "" || list == "" {
+		return fmt.Errorf("want LABEL:FRAME,FRAME,..., got %q", v)
+	}
+	for _, f := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 0 {
+			return fmt.Errorf("frame %q of %s is not a frame index", f, label)
+		}
+		d[label] = append(d[label], n)
+	}
+	return nil
 }
