@@ -16,15 +16,18 @@ DETECTOR     := $(MODELS_DIR)/detr_synthetic.onnx
 POSE         := $(MODELS_DIR)/transpose_synthetic.onnx
 CLIPS_DIR    := testdata/clips
 SAMPLE       := $(CLIPS_DIR)/sample.mp4
+PHOTOS_DIR   := testdata/photos
 REAL_CLIPS   := $(CLIPS_DIR)/vtest.avi $(CLIPS_DIR)/Megamind.avi
+PHOTOS       := $(PHOTOS_DIR)/messi5.jpg $(PHOTOS_DIR)/basketball1.png $(PHOTOS_DIR)/ela_original.jpg
+AUDIT_MODEL  := models/blazeface-back-256.onnx
 
 export ANONYMIZE_ORT_LIB := $(CURDIR)/$(ORT_LIB)
 
-.PHONY: all setup apt ort build testdata test demo bench clean
+.PHONY: all setup apt ort audit-model build testdata test demo bench clean
 
 all: build
 
-setup: apt ort
+setup: apt ort audit-model
 
 # Install only what is missing, so a configured machine is not touched.
 apt:
@@ -38,6 +41,12 @@ apt:
 	else echo "apt packages present: $(APT_PACKAGES)"; fi
 
 ort: $(ORT_LIB)
+
+# The face detector of the leak audit (anonymize audit, --audit).
+audit-model: $(AUDIT_MODEL)
+
+$(AUDIT_MODEL):
+	./scripts/fetch-blazeface.sh models
 
 $(ORT_LIB):
 	./scripts/fetch-onnxruntime.sh $(ORT_DIR)
@@ -56,13 +65,13 @@ $(SAMPLE): $(GEN_CLIP_SRC)
 	@mkdir -p $(CLIPS_DIR)
 	$(GO) run ./internal/synthclip/cmd/gen-clip -out $@ -width 640 -height 360 -frames 150
 
-# Real footage of pedestrians (and a clip with AC3 audio) from Debian's
-# opencv-doc package.
-$(REAL_CLIPS) &:
-	@mkdir -p $(CLIPS_DIR)
-	./scripts/fetch-real-clips.sh $(CLIPS_DIR)
+# Real footage of pedestrians (and a clip with AC3 audio), and photographs
+# with and without faces, from Debian's opencv-doc package.
+$(REAL_CLIPS) $(PHOTOS) &:
+	@mkdir -p $(CLIPS_DIR) $(PHOTOS_DIR)
+	./scripts/fetch-real-clips.sh $(CLIPS_DIR) $(PHOTOS_DIR)
 
-testdata: $(DETECTOR) $(POSE) $(SAMPLE) $(REAL_CLIPS)
+testdata: $(DETECTOR) $(POSE) $(SAMPLE) $(REAL_CLIPS) $(PHOTOS)
 
 # The second run counts gocv Mats (matprofile) to catch leaks and double
 # frees on every path the pipeline stages can end by.
@@ -89,4 +98,4 @@ demo: setup build testdata
 	@echo "   out/demo-draw.mp4"
 
 clean:
-	rm -rf bin out $(MODELS_DIR)/*.onnx $(CLIPS_DIR)
+	rm -rf bin out $(MODELS_DIR)/*.onnx $(CLIPS_DIR) $(PHOTOS_DIR) $(AUDIT_MODEL)

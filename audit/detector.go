@@ -9,6 +9,7 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 	"gocv.io/x/gocv"
 
+	"github.com/anonymize-dev/anonymize/geom"
 	"github.com/anonymize-dev/anonymize/inference"
 )
 
@@ -20,6 +21,12 @@ type Config struct {
 	// MinSuppressionIoU merges faces overlapping by more than this (0.3,
 	// as MediaPipe).
 	MinSuppressionIoU float32
+	// MaxBlack is the share of a face's box, flat black, from which it is
+	// taken for a mask rather than a face: BlazeFace scores a black disk
+	// on a body as a face (0.8 to 0.86 on the demo's masks), which would
+	// make every masked person a leak. The price: a face more than half
+	// blacked out is not reported.
+	MaxBlack float64
 	// Levels is how many times the frame is searched at a finer scale: 0
 	// looks at the whole frame once (faces from about a tenth of its short
 	// side up to all of it); each level adds overlapping square tiles
@@ -32,7 +39,7 @@ type Config struct {
 // things, a football's panels, in the opencv-doc photographs), MediaPipe's
 // suppression and one level of tiles.
 func DefaultConfig() Config {
-	return Config{MinScore: 0.75, MinSuppressionIoU: 0.3, Levels: 1}
+	return Config{MinScore: 0.75, MinSuppressionIoU: 0.3, MaxBlack: 0.5, Levels: 1}
 }
 
 // Validate checks the settings.
@@ -42,6 +49,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("audit: minimum face score %g must be between 0 and 1", c.MinScore)
 	case !(c.MinSuppressionIoU > 0 && c.MinSuppressionIoU < 1):
 		return fmt.Errorf("audit: suppression IoU %g must be between 0 and 1", c.MinSuppressionIoU)
+	case !(c.MaxBlack > 0 && c.MaxBlack <= 1):
+		return fmt.Errorf("audit: black share %g of a masked face must be above 0 and at most 1", c.MaxBlack)
 	case c.Levels < 0 || c.Levels > 4:
 		return fmt.Errorf("audit: %d tile levels: use 0 to 4", c.Levels)
 	}
@@ -148,7 +157,40 @@ func (d *Detector) Faces(frame gocv.Mat) ([]Face, error) {
 		}
 		all = append(all, faces...)
 	}
-	return weightedNMS(all, d.cfg.MinSuppressionIoU), nil
+	faces := weightedNMS(all, d.cfg.MinSuppressionIoU)
+	kept := faces[:0]
+	for _, f := range faces {
+		if blackShare(frame, f.Box) < d.cfg.MaxBlack {
+			kept = append(kept, f)
+		}
+	}
+	return kept, nil
+}
+
+// blackShare is the share of the pixels of box (clipped to the frame)
+// that are black: at most 24 in every channel, which is what a mask comes
+// out as after encoding.
+func blackShare(frame gocv.Mat, b geom.Box) float64 {
+	r := b.Rect().Intersect(image.Rect(0, 0, frame.Cols(), frame.Rows()))
+	if r.Empty() {
+		return 0
+	}
+	px, err := frame.DataPtrUint8()
+	if err != nil {
+		return 0
+	}
+	step := int(frame.Step())
+	black := 0
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		row := px[y*step:]
+		for x := r.Min.X; x < r.Max.X; x++ {
+			p := row[x*3:]
+			if p[0] <= 24 && p[1] <= 24 && p[2] <= 24 {
+				black++
+			}
+		}
+	}
+	return float64(black) / float64(r.Dx()*r.Dy())
 }
 
 // window runs the model on one square of the frame and returns its faces

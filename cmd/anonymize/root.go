@@ -57,6 +57,7 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 	root.AddCommand(
 		NewCmdVideo(f, nil),
 		NewCmdBatch(f, nil),
+		NewCmdAudit(f, nil),
 		NewCmdReport(f),
 		NewCmdDoctor(f, nil),
 		NewCmdModels(f),

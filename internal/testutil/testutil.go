@@ -99,3 +99,25 @@ func DirNames(t testing.TB, dir string) []string {
 	}
 	return names
 }
+
+// AuditModel returns the leak audit's face detector, which `make setup`
+// installs into models/.
+func AuditModel(t testing.TB) string {
+	t.Helper()
+	p := filepath.Join(RepoRoot(t), "models", "blazeface-back-256.onnx")
+	if _, err := os.Stat(p); err != nil {
+		Missing(t, p, "run `make setup` (scripts/fetch-blazeface.sh)")
+	}
+	return p
+}
+
+// Photo returns a photograph from testdata/photos, which `make testdata`
+// extracts from Debian's opencv-doc package.
+func Photo(t testing.TB, name string) string {
+	t.Helper()
+	p := filepath.Join(RepoRoot(t), "testdata", "photos", name)
+	if _, err := os.Stat(p); err != nil {
+		Missing(t, p, "run `make testdata`")
+	}
+	return p
+}
