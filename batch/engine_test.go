@@ -41,6 +41,7 @@ func TestRunWithEngine(t *testing.T) {
 
 	cfg := pipeline.DefaultConfig()
 	cfg.Device, cfg.ORTLib, cfg.DetectorModel, cfg.PoseModel = "cpu", lib, detector, poser
+	cfg.AuditModel = testutil.AuditModel(t)
 	engine, err := pipeline.NewEngine(cfg, pipeline.Env{Getenv: os.Getenv})
 	if err != nil {
 		t.Fatal(err)

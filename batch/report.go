@@ -22,7 +22,11 @@ import (
 
 // ReportSchemaVersion is the report format written; raise it on any
 // change that a reader of older reports would misread.
-const ReportSchemaVersion = 1
+//
+//   - 2: files and totals carry the leak audit's results; masks count held
+//     and backfilled ones; the video gives its orientation and a
+//     "variable" frame rate. Version 1 reports are still read (merged).
+const ReportSchemaVersion = 2
 
 // ReportSchema is the JSON Schema (draft 2020-12) of the audit report.
 //
@@ -117,7 +121,37 @@ type Totals struct {
 	People          int     `json:"people"`
 	WallSeconds     float64 `json:"wall_s"`
 	FPS             float64 `json:"fps"`
+	// Audit sums up the leak audit over the files done; absent when no
+	// file was audited.
+	Audit *AuditTotals `json:"audit,omitempty"`
 }
+
+// AuditTotals sums up the leak audit over a batch.
+type AuditTotals struct {
+	FramesAudited   int `json:"frames_audited"`
+	FramesWithLeaks int `json:"frames_with_leaks"`
+	FilesWithLeaks  int `json:"files_with_leaks"`
+}
+
+// AuditReport is the leak audit of one file's output.
+type AuditReport struct {
+	FramesAudited   int `json:"frames_audited"`
+	FramesWithLeaks int `json:"frames_with_leaks"`
+	Faces           int `json:"faces"`
+	// FirstLeaks are the first faces found, at most maxReportedLeaks.
+	FirstLeaks []LeakReport `json:"first_leaks"`
+}
+
+// LeakReport is a face the audit found in an output frame.
+type LeakReport struct {
+	Frame       int     `json:"frame"`
+	TimeSeconds float64 `json:"time_s"`
+	Score       float64 `json:"score"`
+	Box         [4]int  `json:"box"` // x1, y1, x2, y2 in pixels
+}
+
+// maxReportedLeaks bounds the leaks listed per file (all are counted).
+const maxReportedLeaks = 10
 
 // FileCounts counts files by status.
 type FileCounts struct {
@@ -144,6 +178,7 @@ type FileReport struct {
 	Frames        int           `json:"frames"`
 	People        *PeopleReport `json:"people,omitempty"`
 	Masks         *MaskReport   `json:"masks,omitempty"`
+	Audit         *AuditReport  `json:"audit,omitempty"`
 	Encoder       string        `json:"encoder,omitempty"`
 	WallSeconds   float64       `json:"wall_s"`
 	ProcessingFPS float64       `json:"processing_fps"`
@@ -226,10 +261,32 @@ func (f *FileReport) fillResult(res pipeline.Result, wall time.Duration) {
 		f.Masks = &MaskReport{Nose: m.Nose, FaceKeypoints: m.FaceKeypoints, HeadBox: m.HeadBox,
 			RadiusFloor: m.RadiusFloor, Fallbacks: m.Fallbacks(), Held: m.Held, Backfilled: m.Backfilled}
 	}
+	if a := s.Audit; a.Frames > 0 {
+		f.Audit = &AuditReport{FramesAudited: a.Frames, FramesWithLeaks: a.LeakFrames, Faces: a.Faces, FirstLeaks: []LeakReport{}}
+		for _, l := range a.Leaks[:min(len(a.Leaks), maxReportedLeaks)] {
+			r := l.Box.Rect()
+			f.Audit.FirstLeaks = append(f.Audit.FirstLeaks, LeakReport{Frame: l.Frame, TimeSeconds: l.TimeSeconds,
+				Score: float64(l.Score), Box: [4]int{r.Min.X, r.Min.Y, r.Max.X, r.Max.Y}})
+		}
+	}
 	f.Encoder = res.Encoder
 	f.WallSeconds = wall.Seconds()
 	if wall > 0 {
 		f.ProcessingFPS = float64(s.Frames) / wall.Seconds()
+	}
+}
+
+func (t *Totals) addAudit(a *AuditReport) {
+	if a == nil {
+		return
+	}
+	if t.Audit == nil {
+		t.Audit = &AuditTotals{}
+	}
+	t.Audit.FramesAudited += a.FramesAudited
+	t.Audit.FramesWithLeaks += a.FramesWithLeaks
+	if a.FramesWithLeaks > 0 {
+		t.Audit.FilesWithLeaks++
 	}
 }
 
@@ -248,11 +305,13 @@ func computeTotals(files []FileReport, started, updated time.Time) Totals {
 			if f.People != nil {
 				t.People += f.People.Total
 			}
+			t.addAudit(f.Audit)
 		case StatusSkipped:
 			t.Files.Skipped++
 			t.FramesInOutputs += f.Frames
 		case StatusFailed:
 			t.Files.Failed++
+			t.addAudit(f.Audit) // --audit-fail fails a file for its leaks
 		case StatusRunning:
 			t.Files.Running++
 		default:

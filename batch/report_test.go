@@ -250,3 +250,75 @@ func TestReportEncoderMatchesEncodeReport(t *testing.T) {
 	r.Files = []FileReport{} // a run's report always has the list, if empty
 	check("no files")
 }
+
+// asVersion1 rewrites a report as the first format wrote it: version 1,
+// without the fields version 2 added.
+func asVersion1(t *testing.T, path string) string {
+	t.Helper()
+	var doc map[string]any
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	doc["schema_version"] = 1
+	delete(doc["totals"].(map[string]any), "audit")
+	for _, f := range doc["files"].([]any) {
+		file := f.(map[string]any)
+		delete(file, "audit")
+		if m, ok := file["masks"].(map[string]any); ok {
+			delete(m, "held")
+			delete(m, "backfilled")
+		}
+		if v, ok := file["video"].(map[string]any); ok {
+			delete(v, "orientation")
+		}
+	}
+	out := filepath.Join(t.TempDir(), "v1-"+filepath.Base(path))
+	b, err = json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(out, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestMergeReadsVersion1(t *testing.T) {
+	files := dataset(9)
+	in, _ := testDirs(t, files)
+	paths := runShards(t, in, filepath.Join(t.TempDir(), "sharded"), 3)
+	old := asVersion1(t, paths[1])
+	validateReport(t, old) // the schema still describes version 1
+
+	merged, err := MergeReports([]string{paths[0], old, paths[2]}, MergeOptions{})
+	if err != nil {
+		t.Fatalf("merge with a version 1 report: %v", err)
+	}
+	if merged.SchemaVersion != ReportSchemaVersion || merged.Totals.Files.Total != len(files) {
+		t.Errorf("merged: version %d, %d files", merged.SchemaVersion, merged.Totals.Files.Total)
+	}
+	b, err := json.Marshal(merged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validateReportJSON(t, b); err != nil {
+		t.Errorf("merged report does not match the schema: %v", err)
+	}
+
+	// A report from a newer version is refused, saying what to do.
+	var doc map[string]any
+	b, _ = os.ReadFile(paths[0])
+	json.Unmarshal(b, &doc)
+	doc["schema_version"] = ReportSchemaVersion + 1
+	b, _ = json.Marshal(doc)
+	newer := filepath.Join(t.TempDir(), "newer.json")
+	os.WriteFile(newer, b, 0o644)
+	if _, err := MergeReports([]string{newer}, MergeOptions{}); err == nil ||
+		!strings.Contains(err.Error(), fmt.Sprintf("schema version %d is not one this version reads (1 to %d); use a newer anonymize", ReportSchemaVersion+1, ReportSchemaVersion)) {
+		t.Errorf("a newer report: %v", err)
+	}
+}

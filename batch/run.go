@@ -46,6 +46,11 @@ func describe(p Processor) (Runtime, error) {
 
 // Options configures Run.
 type Options struct {
+	// AuditFail fails a file whose output the leak audit found a face in
+	// (--audit-fail): its output is removed from the tree, so that the
+	// tree only holds videos the audit passed, and a re-run redoes it.
+	AuditFail bool
+
 	InDir, OutDir    string
 	Include, Exclude []string // see DiscoverOptions
 	Shard            ShardSpec
@@ -412,6 +417,13 @@ func (r *runner) processFile(ctx context.Context, cancel context.CancelCauseFunc
 	case err != nil:
 		f.Status, f.Error = StatusFailed, err.Error()
 		r.log.Warn("file failed", "input", it.Rel, "error", err)
+	case r.opts.AuditFail && res.Stats.Audit.LeakFrames > 0:
+		a := res.Stats.Audit
+		os.Remove(it.Output)
+		f.Status = StatusFailed
+		f.Error = fmt.Sprintf("the audit found a face in %d of the %d frames it searched (first at %.3f s, frame %d); "+
+			"the output was removed (--audit-fail)", a.LeakFrames, a.Frames, a.Leaks[0].TimeSeconds, a.Leaks[0].Frame)
+		r.log.Warn("file failed", "input", it.Rel, "error", f.Error)
 	default:
 		entry, ferr := r.check(it, *f.Finished)
 		if ferr == nil {

@@ -292,7 +292,7 @@ func TestCollectorIntegration(t *testing.T) {
 	}
 	cmd := exec.Command(anonymizeBinary(t), "video", "-q", "--device", "cpu", "--detector-model", det, "--pose-model", pose,
 		clip, filepath.Join(dir, "out.mp4"))
-	cmd.Env = append(os.Environ(), "ANONYMIZE_ORT_LIB="+ortLib,
+	cmd.Env = append(os.Environ(), "ANONYMIZE_ORT_LIB="+ortLib, "ANONYMIZE_AUDIT_MODEL="+testutil.AuditModel(t),
 		"OTEL_EXPORTER_OTLP_ENDPOINT=http://"+col.otlpHTTP, "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("anonymize: %v\n%s", err, out)

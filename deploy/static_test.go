@@ -119,8 +119,16 @@ func TestDockerfile(t *testing.T) {
 	}
 	var entrypoint []string
 	user := ""
+	env := map[string]string{}
+	var copied []string
 	for _, c := range runtime.Commands {
 		switch c := c.(type) {
+		case *instructions.EnvCommand:
+			for _, kv := range c.Env {
+				env[kv.Key] = kv.Value
+			}
+		case *instructions.CopyCommand:
+			copied = append(copied, c.DestPath)
 		case *instructions.EntrypointCommand:
 			entrypoint = c.CmdLine
 			if c.PrependShell {
@@ -135,6 +143,11 @@ func TestDockerfile(t *testing.T) {
 	}
 	if user == "" || user == "root" || strings.HasPrefix(user, "0") {
 		t.Errorf("runtime user %q is root", user)
+	}
+	// The leak audit is on by default: the image carries its model where
+	// the variable points.
+	if m := env["ANONYMIZE_AUDIT_MODEL"]; m == "" || !slices.Contains(copied, m) {
+		t.Errorf("ANONYMIZE_AUDIT_MODEL=%q is not a file the runtime stage copies in (%v)", m, copied)
 	}
 	if !strings.Contains(args["CUDA_RUNTIME_IMAGE"], "cudnn") {
 		t.Errorf("runtime image %q lacks cuDNN, which ONNX Runtime's CUDA provider needs", args["CUDA_RUNTIME_IMAGE"])

@@ -40,9 +40,14 @@ type Config struct {
 	Audio     string // --audio
 	Subtitles string // --subtitles
 
-	Frames    int  // --frames (0: all)
-	Draw      bool // --draw
-	QueueSize int  // frames buffered between stages (not a flag)
+	Frames int  // --frames (0: all)
+	Draw   bool // --draw
+
+	Audit         string // --audit: off, sample or full
+	AuditEvery    int    // --audit-every: the sample's interval in frames
+	AuditModel    string // --audit-model
+	AuditEvidence string // --audit-evidence
+	QueueSize     int    // frames buffered between stages (not a flag)
 }
 
 // DefaultConfig holds every default in one place.
@@ -61,8 +66,28 @@ func DefaultConfig() Config {
 		Preset:       "veryfast",
 		Audio:        video.AudioCopy.String(),
 		Subtitles:    video.SubtitlesCopy.String(),
+		Audit:        AuditSample,
+		AuditEvery:   30,
 		QueueSize:    4,
 	}
+}
+
+// Audit modes (--audit).
+const (
+	AuditOff    = "off"
+	AuditSample = "sample" // one frame in --audit-every, and where tracks are born or end
+	AuditFull   = "full"   // every frame
+)
+
+// auditEvery is how often the audit samples, 0 when it is off.
+func (c Config) auditEvery() int {
+	switch c.Audit {
+	case AuditSample:
+		return c.AuditEvery
+	case AuditFull:
+		return 1
+	}
+	return 0
 }
 
 // x264Presets are libx264's speed presets.
@@ -102,6 +127,12 @@ func (c Config) Validate() error {
 	}
 	if _, err := video.ParseSubtitleMode(c.Subtitles); err != nil {
 		return fmt.Errorf("--subtitles: %w", err)
+	}
+	if !slices.Contains([]string{AuditOff, AuditSample, AuditFull}, c.Audit) {
+		return fmt.Errorf("--audit %q: use off, sample or full", c.Audit)
+	}
+	if c.AuditEvery < 1 {
+		return fmt.Errorf("--audit-every %d: must be at least 1", c.AuditEvery)
 	}
 	return nil
 }

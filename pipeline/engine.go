@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/anonymize-dev/anonymize/audit"
 	"github.com/anonymize-dev/anonymize/detect"
 	"github.com/anonymize-dev/anonymize/inference"
 	"github.com/anonymize-dev/anonymize/models"
@@ -45,6 +46,8 @@ type Engine struct {
 	poseSess *inference.Session
 	// poseFixedBatch is the batch the pose model fixes, 0 when free.
 	poseFixedBatch int
+	// auditSess is the leak audit's face detector; nil when --audit off.
+	auditSess *inference.Session
 }
 
 // ResolveModels returns the detector and pose model paths the config
@@ -92,6 +95,20 @@ func NewEngine(cfg Config, env Env) (_ *Engine, err error) {
 	}
 	if err := e.checkModels(); err != nil {
 		return nil, err
+	}
+	if cfg.Audit != AuditOff {
+		dir, source := models.ResolveDir(cfg.ModelsDir, env.Getenv, env.Cwd)
+		override := cfg.AuditModel
+		if override == "" && env.Getenv != nil {
+			override = env.Getenv(audit.EnvModel)
+		}
+		path, err := audit.FindModel(override, dir, source)
+		if err != nil {
+			return nil, fmt.Errorf("--audit %s: %w (or pass --audit off)", cfg.Audit, err)
+		}
+		if e.auditSess, err = e.ORT.OpenSession(inference.SessionOptions{Role: "face detector", Path: path, Contract: audit.BlazeFace, Device: dev}); err != nil {
+			return nil, err
+		}
 	}
 	for _, m := range e.Models {
 		if m.Synthetic {
@@ -194,5 +211,5 @@ func (e *Engine) RunConfig() map[string]any {
 
 // Close releases the sessions.
 func (e *Engine) Close() error {
-	return errors.Join(e.detSess.Close(), e.poseSess.Close())
+	return errors.Join(e.detSess.Close(), e.poseSess.Close(), e.auditSess.Close())
 }

@@ -14,6 +14,7 @@ import (
 	"gocv.io/x/gocv"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/anonymize-dev/anonymize/audit"
 	"github.com/anonymize-dev/anonymize/geom"
 	"github.com/anonymize-dev/anonymize/mask"
 	"github.com/anonymize-dev/anonymize/telemetry"
@@ -53,6 +54,7 @@ type StageConfig struct {
 	Draw      bool
 	Mask      mask.Config
 	Track     TrackConfig
+	Audit     AuditConfig
 	// Instruments records the per-frame metrics; nil creates them on the
 	// global MeterProvider.
 	Instruments *telemetry.Instruments
@@ -77,6 +79,10 @@ type FrameResult struct {
 	// Masks are the masks tracking added where the detector found nobody:
 	// held for people it missed, backfilled before people it found late.
 	Masks []geom.Region
+	// Audited says the leak audit searched the frame; Leaks are the faces
+	// it found.
+	Audited bool
+	Leaks   []audit.Face
 }
 
 // Stats sums up a run.
@@ -87,6 +93,7 @@ type Stats struct {
 	MaxPeople        int
 	FramesWithPeople int
 	Masks            mask.Counts
+	Audit            AuditStats
 	Elapsed          time.Duration
 }
 
@@ -124,6 +131,9 @@ type frame struct {
 	// masks tracking added (held, backfilled).
 	people []Person
 	masks  []geom.Region
+	// trackEvent says a track was born or ended at this frame: the audit's
+	// sample takes such frames.
+	trackEvent bool
 	// queued is when the frame entered the channel to the next stage.
 	queued time.Time
 }
@@ -309,8 +319,16 @@ func RunStages(ctx context.Context, cfg StageConfig, src FrameSource, det Detect
 			}
 			f.waited(tracer, "wait_for_encode")
 			masks := applyMasks(tracer, f, cfg)
+			leaks, audited, err := auditFrame(tracer, f, cfg.Audit, in)
+			if err != nil {
+				release(f, err)
+				return fmt.Errorf("frame %d: %w", f.index, err)
+			}
+			if audited {
+				stats.Audit.add(f, leaks)
+			}
 			_, es := tracer.Start(f.ctx, "encode")
-			err := sink.WriteFrame(f.mat, f.pts)
+			err = sink.WriteFrame(f.mat, f.pts)
 			telemetry.EndSpan(es, err)
 			if err != nil {
 				release(f, err)
@@ -326,7 +344,7 @@ func RunStages(ctx context.Context, cfg StageConfig, src FrameSource, det Detect
 			f.span.End()
 			stats.add(len(f.people), masks)
 			if onFrame != nil {
-				onFrame(FrameResult{Index: f.index, People: f.people, Masks: f.masks})
+				onFrame(FrameResult{Index: f.index, People: f.people, Masks: f.masks, Audited: audited, Leaks: leaks})
 			}
 			free <- f.mat // never blocks: the channel holds the whole pool
 		}

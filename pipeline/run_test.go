@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -148,7 +149,7 @@ func TestRunStagesKeepsOrderAndMasks(t *testing.T) {
 			}
 			want := Stats{Frames: 40, People: 20, MaxPeople: 1, FramesWithPeople: 20, Masks: tt.counts}
 			stats.Elapsed = 0
-			if stats != want {
+			if !reflect.DeepEqual(stats, want) {
 				t.Errorf("stats %+v, want %+v", stats, want)
 			}
 		})

@@ -69,11 +69,13 @@ func (s *tracking) add(f *frame) ([]*frame, error) {
 		ids = append(ids, int64(m.Track.ID))
 		if m.Born {
 			s.backfill(m.Track, reg, f.pts)
+			f.trackEvent = true
 		}
 	}
 	for _, h := range up.Held {
 		f.masks = append(f.masks, s.held(h, f.pts))
 	}
+	f.trackEvent = f.trackEvent || len(up.Ended) > 0
 	span.SetAttributes(
 		attribute.Int64Slice("track.ids", ids),
 		attribute.Int("track.held", len(up.Held)),

@@ -3,11 +3,14 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"path/filepath"
+	"strings"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/anonymize-dev/anonymize/audit"
 	"github.com/anonymize-dev/anonymize/detect"
 	"github.com/anonymize-dev/anonymize/pose"
 	"github.com/anonymize-dev/anonymize/telemetry"
@@ -75,6 +78,8 @@ func (e *Engine) ProcessVideo(ctx context.Context, job Job, hooks Hooks) (res Re
 			attribute.Int("mask.fallbacks.radius_floor", res.Stats.Masks.RadiusFloor),
 			attribute.Int("masks.held", res.Stats.Masks.Held),
 			attribute.Int("masks.backfilled", res.Stats.Masks.Backfilled),
+			attribute.Int("audit.frames", res.Stats.Audit.Frames),
+			attribute.Int("audit.leak_frames", res.Stats.Audit.LeakFrames),
 			attribute.Float64("fps", res.Stats.FPS()),
 		)
 		telemetry.EndSpan(run, err)
@@ -139,6 +144,16 @@ func (e *Engine) ProcessVideo(ctx context.Context, job Job, hooks Hooks) (res Re
 		return res, err
 	}
 	defer poser.Close()
+	if e.auditSess != nil {
+		faces, err := audit.New(e.auditSess, audit.DefaultConfig())
+		if err != nil {
+			enc.Abort()
+			return res, err
+		}
+		defer faces.Close()
+		stages.Audit = AuditConfig{Faces: faces, Every: e.cfg.auditEvery(), Evidence: e.cfg.AuditEvidence,
+			Name: strings.TrimSuffix(filepath.Base(job.Output), filepath.Ext(job.Output))}
+	}
 	res.Stats, err = RunStages(ctx, stages, reader, det, poser, enc, hooks.Frame)
 	if err != nil {
 		if aerr := enc.Abort(); aerr != nil {

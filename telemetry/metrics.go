@@ -17,6 +17,8 @@ const (
 	MetricMasks          = "anonymize.masks"
 	MetricMaskFallbacks  = "anonymize.mask.fallbacks"
 	MetricStageDuration  = "anonymize.stage.duration"
+	MetricAuditFrames    = "anonymize.audit.frames"
+	MetricAuditLeaks     = "anonymize.audit.leaks"
 )
 
 // Attribute keys of the pipeline's metrics.
@@ -51,6 +53,10 @@ type Instruments struct {
 	Frames         metric.Int64Counter
 	Masks          metric.Int64Counter
 	MaskFallbacks  metric.Int64Counter
+	// AuditFrames counts the frames the leak audit searched, AuditLeaks
+	// the faces it found in them.
+	AuditFrames metric.Int64Counter
+	AuditLeaks  metric.Int64Counter
 }
 
 // NewInstruments creates the instruments on the global MeterProvider.
@@ -78,11 +84,19 @@ func NewInstrumentsFrom(m metric.Meter) (*Instruments, error) {
 		return nil, err
 	}
 	if in.Masks, err = m.Int64Counter(MetricMasks, metric.WithUnit("{mask}"),
-		metric.WithDescription("Masks drawn, by how they were placed (nose, face_keypoints, head_box).")); err != nil {
+		metric.WithDescription("Masks drawn, by how they were placed (nose, face_keypoints, head_box, held, backfilled).")); err != nil {
 		return nil, err
 	}
 	if in.MaskFallbacks, err = m.Int64Counter(MetricMaskFallbacks, metric.WithUnit("{mask}"),
 		metric.WithDescription("Masks not placed by the nose-and-shoulders rule, by kind.")); err != nil {
+		return nil, err
+	}
+	if in.AuditFrames, err = m.Int64Counter(MetricAuditFrames, metric.WithUnit("{frame}"),
+		metric.WithDescription("Output frames the leak audit searched for faces.")); err != nil {
+		return nil, err
+	}
+	if in.AuditLeaks, err = m.Int64Counter(MetricAuditLeaks, metric.WithUnit("{face}"),
+		metric.WithDescription("Faces the leak audit found in output frames: each one a leak.")); err != nil {
 		return nil, err
 	}
 	return &in, nil

@@ -122,3 +122,76 @@ func nonEmptyLines(s string) []string {
 	}
 	return out
 }
+
+// TestAuditCatchesWhatTheModelsMiss runs the synthetic models, which do not
+// see real people, on a clip of a real face: the face stays in the output,
+// and the audit says so, in the video's summary and in a batch's report;
+// with --audit-fail the batch fails the file and removes its output.
+func TestAuditCatchesWhatTheModelsMiss(t *testing.T) {
+	detector, pose, _, _ := e2eFixtures(t)
+	dir := t.TempDir()
+	clip := photoClip(t, dir, "basketball1.png", "")
+
+	t.Run("video", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "out.mp4")
+		r := run(t, nil, append(append([]string{"video", "--device", "cpu", "--audit", "full"}, modelFlags(detector, pose)...), clip, out)...)
+		if r.code != 0 {
+			t.Fatalf("exit %d\n%s", r.code, r.stderr)
+		}
+		if !strings.Contains(r.stderr, "anonymize: warning: the audit found a face in 50 of the 50 frames it searched") {
+			t.Errorf("no warning about the leaks:\n%s", r.stderr)
+		}
+		if s := lastLine(r.stderr); !strings.Contains(s, "audit: 50 frames with a face of 50 searched (first at 0s, frame 0)") {
+			t.Errorf("summary %q does not report the leaks", s)
+		}
+	})
+
+	for _, fail := range []bool{false, true} {
+		t.Run(fmt.Sprintf("batch audit-fail=%t", fail), func(t *testing.T) {
+			in, out := filepath.Join(t.TempDir(), "in"), filepath.Join(t.TempDir(), "out")
+			writeTree(t, in, map[string]string{"scene.mp4": "<clip>"})
+			copyFile(t, clip, filepath.Join(in, "face.mp4"))
+			args := append([]string{"batch", "-q", "--device", "cpu"}, modelFlags(detector, pose)...)
+			if fail {
+				args = append(args, "--audit-fail")
+			}
+			r := run(t, nil, append(args, in, out)...)
+			wantCode := 0
+			if fail {
+				wantCode = 3
+			}
+			if r.code != wantCode {
+				t.Fatalf("exit %d, want %d\n%s", r.code, wantCode, r.stderr)
+			}
+			rep := readReport(t, filepath.Join(out, "anonymize-report.json"))
+			if rep.SchemaVersion != 2 || rep.Totals.Audit == nil || rep.Totals.Audit.FilesWithLeaks != 1 {
+				t.Fatalf("report version %d, audit totals %+v: want version 2 and one file with leaks", rep.SchemaVersion, rep.Totals.Audit)
+			}
+			for _, f := range rep.Files {
+				if f.Audit == nil || f.Audit.FramesAudited == 0 {
+					t.Errorf("%s was not audited: %+v", f.Input, f.Audit)
+					continue
+				}
+				leaks := f.Audit.FramesWithLeaks > 0
+				if leaks != (f.Input == "face.mp4") {
+					t.Errorf("%s: %d frames with leaks", f.Input, f.Audit.FramesWithLeaks)
+				}
+				if f.Input != "face.mp4" {
+					continue
+				}
+				if len(f.Audit.FirstLeaks) == 0 || f.Audit.FirstLeaks[0].Score < 0.75 {
+					t.Errorf("face.mp4: first leaks %+v", f.Audit.FirstLeaks)
+				}
+				_, err := os.Stat(filepath.Join(out, "face.mp4"))
+				switch {
+				case fail && (f.Status != "failed" || !strings.Contains(f.Error, "the output was removed (--audit-fail)")):
+					t.Errorf("face.mp4 is %s (%s), want failed by the audit", f.Status, f.Error)
+				case fail && !os.IsNotExist(err):
+					t.Errorf("face.mp4's output is still in the tree: %v", err)
+				case !fail && (f.Status != "done" || err != nil):
+					t.Errorf("face.mp4 is %s, output %v; want done and in place", f.Status, err)
+				}
+			}
+		})
+	}
+}

@@ -284,7 +284,7 @@ func TestBatchKilledAndResumed(t *testing.T) {
 func startBatchUntil(t *testing.T, args []string, out string, n int) (*exec.Cmd, *strings.Builder) {
 	t.Helper()
 	cmd := exec.Command(anonymizeBin(t), args...)
-	cmd.Env = append(os.Environ(), "ANONYMIZE_ORT_LIB="+testutil.ORTLib(t))
+	cmd.Env = testEnv(t)
 	var errOut strings.Builder
 	cmd.Stderr = &errOut
 	if err := cmd.Start(); err != nil {

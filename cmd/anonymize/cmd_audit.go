@@ -95,7 +95,11 @@ func runAudit(ctx context.Context, opts *AuditOptions) error {
 	log, _ := newLogger(opts.IO, opts.JSON)
 	dev, _ := inference.ParseDevice(opts.Device)
 	dir, source := models.ResolveDir(opts.ModelsDir, opts.Env.Getenv, opts.Env.Cwd)
-	path, err := audit.FindModel(opts.AuditModel, dir, source)
+	override := opts.AuditModel
+	if override == "" {
+		override = opts.Env.Getenv(audit.EnvModel)
+	}
+	path, err := audit.FindModel(override, dir, source)
 	if err != nil {
 		return err
 	}

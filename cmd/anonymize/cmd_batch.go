@@ -38,6 +38,7 @@ type BatchOptions struct {
 	ShardIndex int
 	ShardCount int
 	Quiet      bool
+	AuditFail  bool
 	Config     pipeline.Config
 	Telemetry  TelemetryOptions
 	// Settings are the flag values, for the audit report.
@@ -97,6 +98,7 @@ func NewCmdBatch(f *Factory, runF func(context.Context, *BatchOptions) error) *c
 	fs.BoolVar(&opts.DryRun, "dry-run", false, "list what would be done and why, and do nothing")
 	fs.BoolVar(&opts.Force, "force", false, "redo files an earlier run finished")
 	fs.BoolVar(&opts.FailFast, "fail-fast", false, "stop at the first file that fails")
+	fs.BoolVar(&opts.AuditFail, "audit-fail", false, "count a file whose output the audit finds a face in as failed, and remove that output from OUT_DIR")
 	fs.IntVar(&opts.ShardIndex, "shard-index", 0, "this machine's shard, 0..count-1 (default: $JOB_COMPLETION_INDEX)")
 	fs.IntVar(&opts.ShardCount, "shard-count", 0, "number of shards the dataset is split into (default: $ANONYMIZE_SHARD_COUNT, else 1)")
 	fs.BoolVarP(&opts.Quiet, "quiet", "q", false, "print only warnings and errors: no progress bar, no summary")
@@ -138,7 +140,7 @@ func runBatch(ctx context.Context, opts *BatchOptions) (err error) {
 	bopts := batch.Options{
 		InDir: opts.InDir, OutDir: opts.OutDir, Include: opts.Include, Exclude: opts.Exclude,
 		Shard: batch.ShardSpec{Index: opts.ShardIndex, Count: opts.ShardCount},
-		Jobs:  opts.Jobs, Force: opts.Force, DryRun: opts.DryRun, FailFast: opts.FailFast,
+		Jobs:  opts.Jobs, Force: opts.Force, DryRun: opts.DryRun, FailFast: opts.FailFast, AuditFail: opts.AuditFail,
 		Config: opts.Config, Settings: opts.Settings, ToolVersion: buildVersion(), Log: log,
 	}
 
@@ -202,10 +204,13 @@ func wandbBatchSummary(sum batch.Summary) map[string]any {
 			row["fallbacks"] = f.Masks.Fallbacks
 			row["held"], row["backfilled"] = f.Masks.Held, f.Masks.Backfilled
 		}
+		if f.Audit != nil {
+			row["audit_frames"], row["audit_leak_frames"] = f.Audit.FramesAudited, f.Audit.FramesWithLeaks
+		}
 		files[f.Input] = row
 	}
 	t := sum.Totals
-	return map[string]any{
+	out := map[string]any{
 		"batch/files":         files,
 		"batch/files_done":    t.Files.Done,
 		"batch/files_skipped": t.Files.Skipped,
@@ -213,4 +218,10 @@ func wandbBatchSummary(sum batch.Summary) map[string]any {
 		"batch/frames":        t.Frames,
 		"batch/fps":           t.FPS,
 	}
+	if t.Audit != nil {
+		out["batch/audit_frames"] = t.Audit.FramesAudited
+		out["batch/audit_leak_frames"] = t.Audit.FramesWithLeaks
+		out["batch/audit_files_with_leaks"] = t.Audit.FilesWithLeaks
+	}
+	return out
 }

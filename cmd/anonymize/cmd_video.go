@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -88,6 +89,15 @@ func runVideo(ctx context.Context, opts *VideoOptions) (err error) {
 	if err != nil {
 		return err
 	}
+	proc.tel.SetSummary(map[string]any{
+		"video/frames": res.Stats.Frames, "video/people": res.Stats.People,
+		"video/masks_held": res.Stats.Masks.Held, "video/masks_backfilled": res.Stats.Masks.Backfilled,
+		"video/audit_frames": res.Stats.Audit.Frames, "video/audit_leak_frames": res.Stats.Audit.LeakFrames,
+	})
+	if a := res.Stats.Audit; a.LeakFrames > 0 {
+		log.Warn(fmt.Sprintf("the audit found a face in %d of the %d frames it searched (%s): look at them before publishing "+
+			"(--audit-evidence DIR writes crops, anonymize audit --json lists every face)", a.LeakFrames, a.Frames, auditNote(a)))
+	}
 	if !opts.Quiet {
 		fmt.Fprintln(opts.IO.ErrOut, summaryLine(res, proc.engine.Providers()))
 	}
@@ -97,9 +107,9 @@ func runVideo(ctx context.Context, opts *VideoOptions) (err error) {
 func summaryLine(res pipeline.Result, providers string) string {
 	s := res.Stats
 	m := s.Masks
-	return fmt.Sprintf("anonymize: %s: %d frames (%s), %d people masked (up to %d in a frame), fallbacks: %d face_keypoints, %d head_box, %d radius_floor; tracking: %d held, %d backfilled; %.1f fps on %s, encoded with %s",
+	return fmt.Sprintf("anonymize: %s: %d frames (%s), %d people masked (up to %d in a frame), fallbacks: %d face_keypoints, %d head_box, %d radius_floor; tracking: %d held, %d backfilled; %s; %.1f fps on %s, encoded with %s",
 		res.Output, s.Frames, videoNotes(res), s.People, s.MaxPeople, m.FaceKeypoints, m.HeadBox, m.RadiusFloor, m.Held, m.Backfilled,
-		s.FPS(), providers, res.Encoder)
+		auditNote(s.Audit), s.FPS(), providers, res.Encoder)
 }
 
 // videoNotes says how the output's picture and timing follow the input's:
@@ -115,4 +125,17 @@ func videoNotes(res pipeline.Result) string {
 		notes = append(notes, "made upright (players show the input "+in.Orientation.String()+")")
 	}
 	return strings.Join(notes, ", ")
+}
+
+// auditNote sums up the leak audit for the summary line.
+func auditNote(a pipeline.AuditStats) string {
+	if a.Frames == 0 {
+		return "audit: off"
+	}
+	note := fmt.Sprintf("audit: %d frames with a face of %d searched", a.LeakFrames, a.Frames)
+	if len(a.Leaks) > 0 {
+		l := a.Leaks[0]
+		note += fmt.Sprintf(" (first at %s, frame %d)", l.Time.Round(time.Millisecond), l.Frame)
+	}
+	return note
 }

@@ -93,11 +93,18 @@ type result struct {
 	stdout, stderr string
 }
 
+// testEnv is the environment the binary runs in: this process's, with the
+// test's ONNX Runtime and the audit's face detector.
+func testEnv(t *testing.T) []string {
+	t.Helper()
+	return append(os.Environ(), "ANONYMIZE_ORT_LIB="+testutil.ORTLib(t), "ANONYMIZE_AUDIT_MODEL="+testutil.AuditModel(t))
+}
+
 // run runs the binary with the test's ONNX Runtime and extra environment.
 func run(t *testing.T, env []string, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(anonymizeBin(t), args...)
-	cmd.Env = append(os.Environ(), "ANONYMIZE_ORT_LIB="+testutil.ORTLib(t))
+	cmd.Env = testEnv(t)
 	cmd.Env = append(cmd.Env, env...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut

@@ -177,7 +177,7 @@ func TestBadInputs(t *testing.T) {
 // models, to run as an unprivileged user when the tests run as root, for
 // whom no file is unreadable and no folder unwritable.
 type unprivileged struct {
-	dir, bin, lib, det, pose string
+	dir, bin, lib, det, pose, audit string
 }
 
 func newUnprivileged(t *testing.T) *unprivileged {
@@ -192,6 +192,8 @@ func newUnprivileged(t *testing.T) *unprivileged {
 	u.det, u.pose = filepath.Join(u.dir, "d.onnx"), filepath.Join(u.dir, "p.onnx")
 	copyFile(t, detector, u.det)
 	copyFile(t, pose, u.pose)
+	u.audit = filepath.Join(u.dir, "blazeface.onnx")
+	copyFile(t, testutil.AuditModel(t), u.audit)
 	for p := u.dir; p != "/" && p != "."; p = filepath.Dir(p) {
 		if st, err := os.Stat(p); err == nil && st.Mode().Perm()&0o005 != 0o005 {
 			os.Chmod(p, st.Mode().Perm()|0o005)
@@ -202,7 +204,7 @@ func newUnprivileged(t *testing.T) *unprivileged {
 
 // flags are the runtime and model flags pointing at the copies.
 func (u *unprivileged) flags() []string {
-	return []string{"--device", "cpu", "--ort-lib", u.lib, "--detector-model", u.det, "--pose-model", u.pose}
+	return []string{"--device", "cpu", "--ort-lib", u.lib, "--detector-model", u.det, "--pose-model", u.pose, "--audit-model", u.audit}
 }
 
 // run runs the binary as nobody when the tests run as root.

@@ -34,4 +34,11 @@ func addPipelineFlags(fs *pflag.FlagSet, c *pipeline.Config) {
 	fs.StringVar(&c.Subtitles, "subtitles", c.Subtitles, "subtitles of the input: copy (where the output container can hold them) or drop")
 	fs.IntVar(&c.Frames, "frames", c.Frames, "process only the first N frames (0: all)")
 	fs.BoolVar(&c.Draw, "draw", c.Draw, "also draw boxes and skeletons (debugging; the output still has the masks)")
+	fs.StringVar(&c.Audit, "audit", c.Audit, "search the output frames for faces with an independent detector (BlazeFace): "+
+		"off, sample (one frame in --audit-every, and where a person comes into view or is lost) or full (every frame). "+
+		"sample is the default: at 1080p a frame's audit costs about a quarter of a real-model frame on the CPU "+
+		"and more than a whole frame on a GPU, so auditing every frame would slow a GPU run down several times")
+	fs.IntVar(&c.AuditEvery, "audit-every", c.AuditEvery, "the audit sample's interval, in frames")
+	fs.StringVar(&c.AuditModel, "audit-model", c.AuditModel, "the audit's BlazeFace .onnx file (default: blazeface-back-256.onnx in the model folder)")
+	fs.StringVar(&c.AuditEvidence, "audit-evidence", c.AuditEvidence, "write a crop of each face the audit finds into this folder (personal data: off by default)")
 }

@@ -28,7 +28,7 @@ func TestProgressOutput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f, _, errOut := testFactory(t, map[string]string{"ANONYMIZE_ORT_LIB": testutil.ORTLib(t)})
+			f, _, errOut := testFactory(t, map[string]string{"ANONYMIZE_ORT_LIB": testutil.ORTLib(t), "ANONYMIZE_AUDIT_MODEL": testutil.AuditModel(t)})
 			f.IO.ErrIsTerminal = tt.terminal
 			out := filepath.Join(t.TempDir(), "out.mp4")
 			args := append([]string{"video", "--device", "cpu"}, modelFlags(detector, pose)...)
@@ -71,7 +71,7 @@ func TestBatchProgressOutput(t *testing.T) {
 	dir := t.TempDir()
 	in, out := filepath.Join(dir, "in"), filepath.Join(dir, "out")
 	writeTree(t, in, map[string]string{"a/one.mp4": "<clip>", "b/two.mp4": "<clip>"})
-	f, stdout, errOut := testFactory(t, map[string]string{"ANONYMIZE_ORT_LIB": testutil.ORTLib(t)})
+	f, stdout, errOut := testFactory(t, map[string]string{"ANONYMIZE_ORT_LIB": testutil.ORTLib(t), "ANONYMIZE_AUDIT_MODEL": testutil.AuditModel(t)})
 	f.IO.ErrIsTerminal = true
 	args := append([]string{"batch", "--device", "cpu", "--jobs", "1"}, modelFlags(detector, pose)...)
 	if code := Execute(context.Background(), f, append(args, in, out)...); code != 0 {

@@ -342,7 +342,7 @@ func startLongRun(t *testing.T, dir string, env ...string) (*exec.Cmd, *bytes.Bu
 		testutil.Missing(t, in, "run `make testdata`")
 	}
 	cmd := exec.Command(anonymizeBin(t), append(videoArgs(t, "-q"), in, filepath.Join(dir, "out.mp4"))...)
-	cmd.Env = append(append(os.Environ(), "ANONYMIZE_ORT_LIB="+testutil.ORTLib(t)), env...)
+	cmd.Env = append(testEnv(t), env...)
 	var errOut bytes.Buffer
 	cmd.Stderr = &errOut
 	if err := cmd.Start(); err != nil {
@@ -476,7 +476,7 @@ func TestSignalDuringTelemetryFlush(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out.mp4")
 	cmd := exec.Command(anonymizeBin(t), append(videoArgs(t, "-q", "--telemetry", "otlp"), clip, out)...)
-	cmd.Env = append(os.Environ(), "ANONYMIZE_ORT_LIB="+testutil.ORTLib(t),
+	cmd.Env = append(testEnv(t),
 		"OTEL_EXPORTER_OTLP_ENDPOINT=http://"+ln.Addr().String(), "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf")
 	var errOut bytes.Buffer
 	cmd.Stderr = &errOut
