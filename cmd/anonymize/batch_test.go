@@ -34,7 +34,7 @@ func shortClip(t *testing.T) (string, int) {
 	ffmpeg := testutil.Tool(t, "ffmpeg")
 	c := &batchClip
 	c.Do(func() {
-		dir, err := os.MkdirTemp("", "anonymize-batch-clip-")
+		dir, err := sharedSubdir("batch-clip")
 		if err != nil {
 			c.err = err
 			return

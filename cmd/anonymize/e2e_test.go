@@ -47,7 +47,7 @@ var (
 func anonymizeBin(t *testing.T) string {
 	t.Helper()
 	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "anonymize-e2e-bin-")
+		dir, err := sharedSubdir("bin")
 		if err != nil {
 			binErr = err
 			return
@@ -70,7 +70,7 @@ func e2eFixtures(t *testing.T) (detector, pose, clip string, scene synthclip.Sce
 	ffmpeg := testutil.Tool(t, "ffmpeg")
 	f := &fixtures
 	f.once.Do(func() {
-		dir, err := os.MkdirTemp("", "anonymize-e2e-data-")
+		dir, err := sharedSubdir("data")
 		if err != nil {
 			f.err = err
 			return
