@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"io"
+	"slices"
 	"testing"
 	"time"
 
@@ -73,8 +74,16 @@ func TestSpanTree(t *testing.T) {
 	scene := synthclip.DefaultScene(640, 360, 3)
 	ctx, run := tp.Tracer("test").Start(context.Background(), "anonymize_video")
 	var people []int
+	var trackIDs [][]int64
 	_, err = RunStages(ctx, StageConfig{QueueSize: 2, Mask: mask.DefaultConfig(), Track: DefaultConfig().trackConfig(30)},
-		&sceneSource{scene: scene}, det, pe, discardSink{}, func(r FrameResult) { people = append(people, len(r.People)) })
+		&sceneSource{scene: scene}, det, pe, discardSink{}, func(r FrameResult) {
+			people = append(people, len(r.People))
+			var ids []int64
+			for _, p := range r.People {
+				ids = append(ids, int64(p.TrackID))
+			}
+			trackIDs = append(trackIDs, ids)
+		})
 	run.End()
 	if err != nil {
 		t.Fatal(err)
@@ -134,6 +143,12 @@ func TestSpanTree(t *testing.T) {
 				}
 				if attrMap(c.Attributes())["detections"] != int64(people[i]) {
 					t.Errorf("frame %d detections attribute %v, want %d", i, attrMap(c.Attributes())["detections"], people[i])
+				}
+			case "track":
+				// The ids on the span are the frame's people's, each tracked.
+				ids, _ := attrMap(c.Attributes())["track.ids"].([]int64)
+				if !slices.Equal(ids, trackIDs[i]) || slices.Contains(ids, 0) {
+					t.Errorf("frame %d track.ids %v, want the people's track ids %v (none 0)", i, ids, trackIDs[i])
 				}
 			case "pose_estimation":
 				batches := (people[i] + 1) / 2
