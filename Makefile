@@ -97,5 +97,10 @@ demo: setup build testdata
 		$(SAMPLE) out/demo-draw.mp4
 	@echo "   out/demo-draw.mp4"
 
+# The pipeline against ffmpeg alone on a generated 1080p clip, with null
+# models: what the pipeline itself costs (see README, "Measuring speed").
+bench: setup build
+	$(BIN) bench --device auto
+
 clean:
 	rm -rf bin out $(MODELS_DIR)/*.onnx $(CLIPS_DIR) $(PHOTOS_DIR) $(AUDIT_MODEL)

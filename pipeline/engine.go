@@ -10,6 +10,7 @@ import (
 	"github.com/anonymize-dev/anonymize/detect"
 	"github.com/anonymize-dev/anonymize/inference"
 	"github.com/anonymize-dev/anonymize/models"
+	"github.com/anonymize-dev/anonymize/models/synthetic"
 	"github.com/anonymize-dev/anonymize/pose"
 )
 
@@ -31,6 +32,9 @@ type ModelRef struct {
 	SHA256    string
 	Provider  string
 	Synthetic bool
+	// Null marks a synthetic model that answers the same whatever the
+	// picture (synthetic.NullDetectorModel): for benchmarks only.
+	Null bool
 }
 
 // Engine holds what is loaded once per run and reused for every frame and
@@ -111,6 +115,10 @@ func NewEngine(cfg Config, env Env) (_ *Engine, err error) {
 		}
 	}
 	for _, m := range e.Models {
+		if m.Null {
+			log.Info("null model, for benchmarks: it answers the same people whatever the picture", "model", m.Path)
+			continue
+		}
 		if m.Synthetic {
 			log.Warn("demo model: it only understands the synthetic test scene and will not find real people; "+
 				"see models/README.md for the real models", "model", m.Path)
@@ -158,7 +166,8 @@ func (e *Engine) open(role models.Role, path string, contract models.Contract) (
 	}
 	e.Models = append(e.Models, ModelRef{
 		Role: role, Path: path, SHA256: sum, Provider: s.Provider,
-		Synthetic: s.Meta["anonymize.synthetic"] == "true",
+		Synthetic: s.Meta[synthetic.MetadataKey] == "true",
+		Null:      s.Meta[synthetic.NullMetadataKey] == "true",
 	})
 	return s, nil
 }

@@ -911,3 +911,21 @@ func waitGoroutines(t *testing.T, n int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestTranscodeArgs: the benchmark's reference encodes with exactly the
+// settings of a run's encoder.
+func TestTranscodeArgs(t *testing.T) {
+	opts := EncoderOptions{Output: "out.mp4", Width: 640, Height: 360, FPS: Rational{25, 1}, CRF: 21, Preset: "faster"}
+	opts.Logger, _ = logCapture()
+	enc := strings.Join(ffmpegArgs(opts, "t.mp4", probeResult{}, true, 0), " ")
+	ref := strings.Join(TranscodeArgs("-in.mp4", "-ref.mp4", "faster", 21), " ")
+	settings := "-c:v libx264 -preset faster -crf 21 -pix_fmt yuv420p"
+	if !strings.Contains(enc, settings) || !strings.Contains(ref, settings) {
+		t.Errorf("encoder settings differ:\n run: %s\n ref: %s", enc, ref)
+	}
+	for _, want := range []string{"-i file:-in.mp4", "-map 0:v:0 -map 0:a?", "-c:a copy file:-ref.mp4"} {
+		if !strings.Contains(ref, want) {
+			t.Errorf("reference %q lacks %q", ref, want)
+		}
+	}
+}

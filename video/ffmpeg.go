@@ -200,7 +200,7 @@ func ffmpegArgs(opts EncoderOptions, tmp string, src probeResult, haveSrc bool, 
 		}
 	}
 	args = append(args, "-fps_mode:v", "passthrough", "-enc_time_base:v", tb.String())
-	args = append(args, "-c:v", "libx264", "-preset", opts.Preset, "-crf", strconv.Itoa(opts.CRF), "-pix_fmt", "yuv420p")
+	args = append(args, x264Args(opts.Preset, opts.CRF)...)
 	var filters []string
 	if w, h := EncodedSize(opts.Width, opts.Height); w != opts.Width || h != opts.Height {
 		// H.264 in 4:2:0 needs even sizes: one black column or row goes
@@ -252,6 +252,22 @@ func ffmpegArgs(opts EncoderOptions, tmp string, src probeResult, haveSrc bool, 
 		args = append(args, "-movflags", "+faststart")
 	}
 	return append(args, "file:"+tmp)
+}
+
+// x264Args are the video encoder settings every output is written with.
+func x264Args(preset string, crf int) []string {
+	return []string{"-c:v", "libx264", "-preset", preset, "-crf", strconv.Itoa(crf), "-pix_fmt", "yuv420p"}
+}
+
+// TranscodeArgs is the ffmpeg command line that decodes input and encodes
+// its video (and copies its audio) into output with the same encoder
+// settings as an anonymize run: the floor that a run, which does the same
+// decoding and encoding plus its own work, is measured against.
+func TranscodeArgs(input, output, preset string, crf int) []string {
+	args := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y",
+		"-i", "file:" + input, "-map", "0:v:0", "-map", "0:a?"}
+	args = append(args, x264Args(preset, crf)...)
+	return append(args, "-c:a", "copy", "file:"+output)
 }
 
 // keptSubtitle is a source subtitle stream and the codec it is written

@@ -58,6 +58,7 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 		NewCmdVideo(f, nil),
 		NewCmdBatch(f, nil),
 		NewCmdAudit(f, nil),
+		NewCmdBench(f, nil),
 		NewCmdReport(f),
 		NewCmdDoctor(f, nil),
 		NewCmdModels(f),

@@ -21,6 +21,8 @@ var builders = []struct {
 }{
 	{"detector", synthetic.DetectorModel, models.DETR},
 	{"pose", synthetic.PoseModel, models.TransPose},
+	{"null detector", synthetic.NullDetectorModel, models.DETR},
+	{"null pose", synthetic.NullPoseModel, models.TransPose},
 }
 
 func TestModelsSatisfyContracts(t *testing.T) {

@@ -15,23 +15,29 @@ const (
 // WriteModels writes the synthetic detector and pose models into dir,
 // creating it if needed, and returns their paths.
 func WriteModels(dir string) (detectorPath, posePath string, err error) {
-	detector, err := DetectorModel()
+	return writePair(dir, "synthetic", DetectorFile, DetectorModel, PoseFile, PoseModel)
+}
+
+// writePair builds a detector and a pose model and writes them into dir
+// under the given file names.
+func writePair(dir, kind, detFile string, det func() ([]byte, error), poseFile string, pose func() ([]byte, error)) (detectorPath, posePath string, err error) {
+	detector, err := det()
 	if err != nil {
-		return "", "", fmt.Errorf("build synthetic detector: %w", err)
+		return "", "", fmt.Errorf("build %s detector: %w", kind, err)
 	}
-	pose, err := PoseModel()
+	poser, err := pose()
 	if err != nil {
-		return "", "", fmt.Errorf("build synthetic pose model: %w", err)
+		return "", "", fmt.Errorf("build %s pose model: %w", kind, err)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", "", fmt.Errorf("create model folder: %w", err)
 	}
-	detectorPath = filepath.Join(dir, DetectorFile)
-	posePath = filepath.Join(dir, PoseFile)
+	detectorPath = filepath.Join(dir, detFile)
+	posePath = filepath.Join(dir, poseFile)
 	if err := writeFile(detectorPath, detector); err != nil {
 		return "", "", err
 	}
-	if err := writeFile(posePath, pose); err != nil {
+	if err := writeFile(posePath, poser); err != nil {
 		return "", "", err
 	}
 	return detectorPath, posePath, nil
