@@ -56,6 +56,7 @@ type Detector struct {
 	inW, inH int
 	pixels   *ort.Tensor[float32]
 	mask     *ort.Tensor[int64]
+	outputs  *inference.Outputs
 }
 
 // CheckModel refuses a DETR model the detector cannot use as it is
@@ -104,13 +105,14 @@ func New(sess *inference.Session, cfg Config) (*Detector, error) {
 		hasMask: hasMask,
 		tracer:  otel.Tracer(tracerName),
 		resized: gocv.NewMat(),
+		outputs: inference.NewOutputs(),
 	}, nil
 }
 
 // Close frees the detector's buffers (not the session).
 func (d *Detector) Close() error {
 	err := d.destroyTensors()
-	return errors.Join(err, d.resized.Close())
+	return errors.Join(err, d.outputs.Close(), d.resized.Close())
 }
 
 func (d *Detector) destroyTensors() error {
@@ -150,10 +152,10 @@ func (d *Detector) Detect(ctx context.Context, frame gocv.Mat) (dets []geom.Dete
 	if d.hasMask {
 		inputs = append(inputs, d.mask)
 	}
-	outputs := []ort.Value{nil, nil}
-	err = d.sess.Run(inputs, outputs)
+	// One frame a run; keyed by the input size too, in case a model's
+	// outputs follow it.
+	outputs, err := d.outputs.Run(d.sess, int64(d.inH)<<32|int64(d.inW), inputs)
 	telemetry.EndSpan(inf, err)
-	defer destroyAll(outputs)
 	if err != nil {
 		return nil, err
 	}
@@ -340,14 +342,6 @@ func softmax(dst, logits []float32) {
 
 func clamp(v, lo, hi float32) float32 {
 	return min(max(v, lo), hi)
-}
-
-func destroyAll(vs []ort.Value) {
-	for _, v := range vs {
-		if v != nil {
-			v.Destroy()
-		}
-	}
 }
 
 // SelfTest runs the model once on a small plain grey picture and fails if

@@ -58,24 +58,14 @@ func TestSpanTree(t *testing.T) {
 	otel.SetTracerProvider(tp)
 	t.Cleanup(func() { otel.SetTracerProvider(prev) })
 
-	detSess, poseSess := testmodels.SyntheticSessions(t)
-	det, err := detect.New(detSess, detect.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer det.Close()
-	pe, err := pose.New(poseSess, pose.Config{BatchSize: 2, Padding: 1.25})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pe.Close()
+	det, pe := openModels(t, testmodels.SyntheticSessions, 2)
 
 	// Frame 0 of the scene is empty; frames 1 and 2 hold people.
 	scene := synthclip.DefaultScene(640, 360, 3)
 	ctx, run := tp.Tracer("test").Start(context.Background(), "anonymize_video")
 	var people []int
 	var trackIDs [][]int64
-	_, err = RunStages(ctx, StageConfig{QueueSize: 2, Mask: mask.DefaultConfig(), Track: DefaultConfig().trackConfig(30)},
+	_, err := RunStages(ctx, StageConfig{QueueSize: 2, Mask: mask.DefaultConfig(), Track: DefaultConfig().trackConfig(30)},
 		&sceneSource{scene: scene}, det, pe, discardSink{}, func(r FrameResult) {
 			people = append(people, len(r.People))
 			var ids []int64

@@ -66,9 +66,10 @@ type Estimator struct {
 	hmW    int
 	hmH    int
 
-	crop   gocv.Mat
-	affine gocv.Mat
-	inputs map[int]*ort.Tensor[float32] // by batch size
+	crop    gocv.Mat
+	affine  gocv.Mat
+	inputs  map[int]*ort.Tensor[float32] // by batch size
+	outputs *inference.Outputs
 }
 
 // New wraps an opened TransPose session.
@@ -83,16 +84,17 @@ func New(sess *inference.Session, cfg Config) (*Estimator, error) {
 		cfg.BatchSize = cfg.FixedBatch
 	}
 	return &Estimator{
-		sess:   sess,
-		cfg:    cfg,
-		tracer: otel.Tracer(tracerName),
-		inW:    models.PoseInputWidth,
-		inH:    models.PoseInputHeight,
-		hmW:    models.PoseHeatmapWidth,
-		hmH:    models.PoseHeatmapHeight,
-		crop:   gocv.NewMat(),
-		affine: gocv.NewMatWithSize(2, 3, gocv.MatTypeCV64F),
-		inputs: map[int]*ort.Tensor[float32]{},
+		sess:    sess,
+		cfg:     cfg,
+		tracer:  otel.Tracer(tracerName),
+		inW:     models.PoseInputWidth,
+		inH:     models.PoseInputHeight,
+		hmW:     models.PoseHeatmapWidth,
+		hmH:     models.PoseHeatmapHeight,
+		crop:    gocv.NewMat(),
+		affine:  gocv.NewMatWithSize(2, 3, gocv.MatTypeCV64F),
+		inputs:  map[int]*ort.Tensor[float32]{},
+		outputs: inference.NewOutputs(),
 	}, nil
 }
 
@@ -103,7 +105,7 @@ func (e *Estimator) Close() error {
 		errs = append(errs, t.Destroy())
 		delete(e.inputs, n)
 	}
-	errs = append(errs, e.crop.Close(), e.affine.Close())
+	errs = append(errs, e.outputs.Close(), e.crop.Close(), e.affine.Close())
 	return errors.Join(errs...)
 }
 
@@ -140,14 +142,9 @@ func (e *Estimator) runBatch(ctx context.Context, frame gocv.Mat, boxes []geom.B
 
 	_, inf := e.tracer.Start(ctx, "inference")
 	inf.SetAttributes(attribute.Int("batch.size", n))
-	outputs := []ort.Value{nil}
-	err = e.sess.Run([]ort.Value{input}, outputs)
+	// The heatmaps' shape follows the input's batch.
+	outputs, err := e.outputs.Run(e.sess, input.GetShape()[0], []ort.Value{input})
 	telemetry.EndSpan(inf, err)
-	defer func() {
-		if outputs[0] != nil {
-			outputs[0].Destroy()
-		}
-	}()
 	if err != nil {
 		return nil, err
 	}

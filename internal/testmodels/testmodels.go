@@ -16,11 +16,23 @@ import (
 // pose models on the CPU, closing them when the test ends.
 func SyntheticSessions(t testing.TB) (det, pose *inference.Session) {
 	t.Helper()
+	return openPair(t, synthetic.WriteModels)
+}
+
+// NullSessions opens the null models (near-zero cost, three fixed people
+// per frame) on the CPU: for benchmarks of the pipeline's own work.
+func NullSessions(t testing.TB) (det, pose *inference.Session) {
+	t.Helper()
+	return openPair(t, synthetic.WriteNullModels)
+}
+
+func openPair(t testing.TB, write func(dir string) (string, string, error)) (det, pose *inference.Session) {
+	t.Helper()
 	rt, err := inference.Load(inference.LibrarySearch{Flag: testutil.ORTLib(t)}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	detPath, posePath, err := synthetic.WriteModels(t.TempDir())
+	detPath, posePath, err := write(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
