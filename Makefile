@@ -18,7 +18,7 @@ CLIPS_DIR    := testdata/clips
 SAMPLE       := $(CLIPS_DIR)/sample.mp4
 PHOTOS_DIR   := testdata/photos
 REAL_CLIPS   := $(CLIPS_DIR)/vtest.avi $(CLIPS_DIR)/Megamind.avi
-PHOTOS       := $(PHOTOS_DIR)/messi5.jpg $(PHOTOS_DIR)/basketball1.png $(PHOTOS_DIR)/ela_original.jpg
+PHOTOS       := $(PHOTOS_DIR)/messi5.jpg $(PHOTOS_DIR)/basketball1.png $(PHOTOS_DIR)/ela_original.jpg $(PHOTOS_DIR)/aloeL.jpg
 AUDIT_MODEL  := models/blazeface-back-256.onnx
 
 export ANONYMIZE_ORT_LIB := $(CURDIR)/$(ORT_LIB)

@@ -53,6 +53,7 @@ type Detector struct {
 	tracer  trace.Tracer
 
 	resized  gocv.Mat
+	scratch  gocv.Mat // the blurred frame before resizing
 	inW, inH int
 	pixels   *ort.Tensor[float32]
 	mask     *ort.Tensor[int64]
@@ -105,6 +106,7 @@ func New(sess *inference.Session, cfg Config) (*Detector, error) {
 		hasMask: hasMask,
 		tracer:  otel.Tracer(tracerName),
 		resized: gocv.NewMat(),
+		scratch: gocv.NewMat(),
 		outputs: inference.NewOutputs(),
 	}, nil
 }
@@ -112,7 +114,7 @@ func New(sess *inference.Session, cfg Config) (*Detector, error) {
 // Close frees the detector's buffers (not the session).
 func (d *Detector) Close() error {
 	err := d.destroyTensors()
-	return errors.Join(err, d.outputs.Close(), d.resized.Close())
+	return errors.Join(err, d.outputs.Close(), d.resized.Close(), d.scratch.Close())
 }
 
 func (d *Detector) destroyTensors() error {
@@ -170,15 +172,9 @@ func (d *Detector) Detect(ctx context.Context, frame gocv.Mat) (dets []geom.Dete
 func (d *Detector) preprocess(frame gocv.Mat) error {
 	fw, fh := frame.Cols(), frame.Rows()
 	oh, ow := ResizeTarget(fh, fw, d.cfg.ShortSide, d.cfg.LongSide)
-	interp := gocv.InterpolationLinear
-	if ow < fw {
-		// PIL's bilinear resize (what DetrImageProcessor uses) filters over
-		// the whole footprint when shrinking; INTER_AREA is OpenCV's closest.
-		interp = gocv.InterpolationArea
-	}
 	src := frame
 	if ow != fw || oh != fh {
-		gocv.Resize(frame, &d.resized, image.Pt(ow, oh), 0, 0, interp)
+		d.resize(frame, ow, oh)
 		src = d.resized
 	}
 	if err := d.ensureTensors(ow, oh); err != nil {
@@ -189,6 +185,39 @@ func (d *Detector) preprocess(frame gocv.Mat) error {
 		return fmt.Errorf("detect: read frame pixels: %w", err)
 	}
 	return inference.PackImageNet(d.pixels.GetData(), data, ow, oh, int(src.Step()))
+}
+
+// resize brings frame to ow x oh in d.resized, close to what Pillow's
+// bilinear resize (DetrImageProcessor's) gives. Pillow widens its triangle
+// filter by the scale when shrinking, so every input pixel counts; OpenCV's
+// INTER_LINEAR reads only the nearest four and aliases, and INTER_AREA,
+// closer, is slow at scales that are not whole numbers. From a scale of
+// 1.44 (1080p) up, a Gaussian blur first, then INTER_LINEAR, is as close
+// to Pillow as INTER_AREA at 1080p (0.50 against 0.51 levels on average),
+// much closer above (0.27 against 0.71 at 1440p, 0.23 against 0.89 at
+// 2160p), and 2.7 times faster at 1080p: measured against a Go port of
+// Pillow's resampling on detailed frames in resize_test.go.
+func (d *Detector) resize(frame gocv.Mat, ow, oh int) {
+	sx, sy := float64(frame.Cols())/float64(ow), float64(frame.Rows())/float64(oh)
+	switch {
+	case sx <= 1 && sy <= 1:
+		gocv.Resize(frame, &d.resized, image.Pt(ow, oh), 0, 0, gocv.InterpolationLinear)
+		return
+	case sx < 1.44 && sy < 1.44:
+		// Shrunk less than 1080p is, INTER_AREA is the closer (they are
+		// even at 1080p, and the blur wins more and more above).
+		gocv.Resize(frame, &d.resized, image.Pt(ow, oh), 0, 0, gocv.InterpolationArea)
+		return
+	}
+	// The sigma matches the variance of Pillow's filter (a triangle of
+	// half-width s, variance s²/6, of which bilinear sampling already
+	// gives 1/6) where that is larger than 0.35 s, the best fit at
+	// scales below 2.
+	sigma := func(s float64) float64 { return max(0.35*s, math.Sqrt(max(s*s-1, 0)/6)) }
+	sigX, sigY := sigma(sx), sigma(sy)
+	kernel := func(sig float64) int { return 2*int(math.Ceil(3*sig)) + 1 }
+	gocv.GaussianBlur(frame, &d.scratch, image.Pt(kernel(sigX), kernel(sigY)), sigX, sigY, gocv.BorderReflect101)
+	gocv.Resize(d.scratch, &d.resized, image.Pt(ow, oh), 0, 0, gocv.InterpolationLinear)
 }
 
 func (d *Detector) ensureTensors(w, h int) error {

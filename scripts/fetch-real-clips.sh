@@ -3,13 +3,14 @@
 # (pedestrians, 768x576, 10 fps, 795 frames) and Megamind.avi (720x528,
 # 23.976 fps, with AC3 audio) into DEST, and photographs for the leak
 # audit's tests (messi5.jpg and basketball1.png, with faces;
-# ela_original.jpg, a notebook, without) into PHOTOS. apt-get download
+# ela_original.jpg, a notebook, without) and the resize tests (aloeL.jpg, a
+# plant in fine detail) into PHOTOS. apt-get download
 # needs no root and installs nothing.
 set -euo pipefail
 DEST="${1:-testdata/clips}"
 PHOTOS="${2:-testdata/photos}"
 CLIPS=(vtest.avi Megamind.avi)
-IMAGES=(messi5.jpg basketball1.png ela_original.jpg)
+IMAGES=(messi5.jpg basketball1.png ela_original.jpg aloeL.jpg)
 mkdir -p "${DEST}" "${PHOTOS}"
 missing=0
 for f in "${CLIPS[@]}"; do [[ -f "${DEST}/${f}" ]] || missing=1; done
