@@ -6,14 +6,14 @@ import (
 	"time"
 )
 
-// mkvWriter streams raw BGR frames with their presentation times as a
+// mkvWriter streams raw frames with their presentation times as a
 // Matroska file, which is how frames reach ffmpeg: a raw video pipe has no
 // timestamps, so ffmpeg would space the frames evenly, and a variable-rate
 // video would drift away from its audio.
 //
 // The file is the least ffmpeg's demuxer needs: an EBML header, a Segment
 // of unknown size (it is a stream), nanosecond timestamps, one track of
-// V_UNCOMPRESSED video whose ColourSpace FourCC says BGR24, then one
+// V_UNCOMPRESSED video whose ColourSpace FourCC says BGR24 or I420, then one
 // Cluster per frame holding one SimpleBlock. A cluster per frame keeps
 // every timestamp absolute, so no frame is limited by SimpleBlock's
 // 16-bit relative time.
@@ -58,11 +58,19 @@ const (
 // end of the stream.
 var mkvUnknownSize = []byte{0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF}
 
-// newMKVWriter writes the header for w×h BGR frames. frameDuration, when
+// Pixel formats of the frames, as V_UNCOMPRESSED's ColourSpace FourCC
+// (ffmpeg reads them as bgr24 and yuv420p).
+var (
+	mkvBGR24 = [4]byte{'B', 'G', 'R', 24}
+	mkvI420  = [4]byte{'I', '4', '2', '0'}
+)
+
+// newMKVWriter writes the header for w×h frames in the given pixel format
+// (mkvBGR24, mkvI420). frameDuration, when
 // positive, is the nominal time between frames; ffmpeg takes the stream's
 // frame rate from it (x264 uses that rate for rate control), while each
 // frame keeps its own timestamp.
-func newMKVWriter(w io.Writer, width, height int, frameDuration time.Duration) (*mkvWriter, error) {
+func newMKVWriter(w io.Writer, width, height int, frameDuration time.Duration, pixels [4]byte) (*mkvWriter, error) {
 	m := &mkvWriter{w: w}
 	ebml := concat(
 		uintElement(mkvEBMLVersion, 1), uintElement(mkvEBMLReadVersion, 1),
@@ -80,7 +88,7 @@ func newMKVWriter(w io.Writer, width, height int, frameDuration time.Duration) (
 	}
 	track = append(track, element(mkvVideo, concat(
 		uintElement(mkvPixelWidth, uint64(width)), uintElement(mkvPixelHeight, uint64(height)),
-		element(mkvColourSpace, []byte{'B', 'G', 'R', 24}),
+		element(mkvColourSpace, pixels[:]),
 	))...)
 	head := concat(
 		element(mkvEBML, ebml),
