@@ -6,6 +6,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -294,17 +296,52 @@ func Run(ctx context.Context, cfg Config, env pipeline.Env) (res Result, err err
 // transcode runs the reference: ffmpeg alone, decoding and encoding.
 func transcode(ctx context.Context, ffmpeg, in, out, preset string, crf int) (Usage, error) {
 	cmd := exec.CommandContext(ctx, ffmpeg, video.TranscodeArgs(in, out, preset, crf)...)
+	var msg bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &msg, &msg
 	start := time.Now()
-	msg, err := cmd.CombinedOutput()
-	wall := time.Since(start)
-	if err != nil {
-		return Usage{}, fmt.Errorf("reference ffmpeg run: %w: %s", err, msg)
+	if err := cmd.Start(); err != nil {
+		return Usage{}, fmt.Errorf("reference ffmpeg run: %w", err)
 	}
-	u := Usage{Wall: wall, User: cmd.ProcessState.UserTime(), Sys: cmd.ProcessState.SystemTime()}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		u.PeakRSS = ru.Maxrss * 1024
+	// The child's ru_maxrss would include this process's memory (Linux
+	// counts the parent's address space, shared until exec, in it), so
+	// the peak is read from the child's own VmHWM while it runs.
+	peak := make(chan int64, 1)
+	stop := make(chan struct{})
+	go func() { peak <- watchPeakRSS(cmd.Process.Pid, stop) }()
+	err := cmd.Wait()
+	wall := time.Since(start)
+	close(stop)
+	u := Usage{Wall: wall, User: cmd.ProcessState.UserTime(), Sys: cmd.ProcessState.SystemTime(), PeakRSS: <-peak}
+	if err != nil {
+		return u, fmt.Errorf("reference ffmpeg run: %w: %s", err, msg.Bytes())
 	}
 	return u, nil
+}
+
+// watchPeakRSS reads a process's VmHWM (its peak resident memory) every
+// 20 ms until stop is closed or the process is gone, and returns the last
+// value read, in bytes.
+func watchPeakRSS(pid int, stop <-chan struct{}) int64 {
+	var peak int64
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			return peak
+		}
+		for _, line := range strings.Split(string(status), "\n") {
+			var kb int64
+			if n, _ := fmt.Sscanf(line, "VmHWM: %d kB", &kb); n == 1 {
+				peak = max(peak, kb*1024)
+			}
+		}
+		select {
+		case <-stop:
+			return peak
+		case <-tick.C:
+		}
+	}
 }
 
 func rusage(who int) syscall.Rusage {
