@@ -152,6 +152,7 @@ func (e *Engine) checkModels() error {
 func (e *Engine) poseConfig() pose.Config {
 	c := e.cfg.poseConfig()
 	c.FixedBatch = e.poseFixedBatch
+	c.PadBatches = e.poseSess.Provider != inference.ProviderCPU
 	return c
 }
 

@@ -5,6 +5,7 @@ import (
 	"image"
 	"image/color"
 	"math"
+	"slices"
 	"testing"
 
 	"gocv.io/x/gocv"
@@ -49,8 +50,19 @@ func TestEstimatorThroughONNXRuntime(t *testing.T) {
 		boxes[i] = p.box
 	}
 
-	for _, batch := range []int{1, 2, 16} {
-		est, err := New(poseSess, Config{BatchSize: batch, Padding: 1.25})
+	for _, tt := range []struct {
+		batch int
+		pad   bool
+		rows  []int // the batch sizes the model saw
+	}{
+		{batch: 1, rows: []int{1}},
+		{batch: 2, rows: []int{1, 2}},
+		{batch: 16, rows: []int{3}},
+		{batch: 16, pad: true, rows: []int{4}},
+		{batch: 3, pad: true, rows: []int{3}},
+	} {
+		batch := tt.batch
+		est, err := New(poseSess, Config{BatchSize: batch, Padding: 1.25, PadBatches: tt.pad})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,6 +70,14 @@ func TestEstimatorThroughONNXRuntime(t *testing.T) {
 		poses, err := est.Estimate(context.Background(), frame, boxes)
 		if err != nil {
 			t.Fatal(err)
+		}
+		var rows []int
+		for r := range est.inputs {
+			rows = append(rows, r)
+		}
+		slices.Sort(rows)
+		if !slices.Equal(rows, tt.rows) {
+			t.Errorf("batch %d, padded %v: the model saw batches of %v, want %v", batch, tt.pad, rows, tt.rows)
 		}
 		if len(poses) != len(people) {
 			t.Fatalf("batch %d: %d poses for %d people", batch, len(poses), len(people))

@@ -39,6 +39,13 @@ type Config struct {
 	// with (see FixedBatch): every run then sends exactly that many crops,
 	// padded with empty ones, and BatchSize is capped to it.
 	FixedBatch int
+	// PadBatches pads each batch to a power of two (or to BatchSize), so
+	// the model only ever sees a handful of batch sizes: on a GPU, the
+	// CUDA provider plans its convolutions (cuDNN's search) and TensorRT
+	// builds a profile for each new input shape, and with a size that
+	// changes every frame it would keep doing so. On the CPU padding is
+	// wasted work, so it is off there.
+	PadBatches bool
 }
 
 // FixedBatch returns the batch size a pose model fixes in its input, or 0
@@ -133,7 +140,7 @@ func (e *Estimator) Estimate(ctx context.Context, frame gocv.Mat, boxes []geom.B
 func (e *Estimator) runBatch(ctx context.Context, frame gocv.Mat, boxes []geom.Box) ([]geom.Pose, error) {
 	n := len(boxes)
 	_, pre := e.tracer.Start(ctx, "preprocess")
-	pre.SetAttributes(attribute.Int("batch.size", n))
+	pre.SetAttributes(attribute.Int("batch.size", n), attribute.Int("batch.rows", e.rows(n)))
 	input, xforms, err := e.preprocess(frame, boxes)
 	telemetry.EndSpan(pre, err)
 	if err != nil {
@@ -156,14 +163,26 @@ func (e *Estimator) runBatch(ctx context.Context, frame gocv.Mat, boxes []geom.B
 	return poses, err
 }
 
+// rows is how many crops the model is sent for n people: n, or more where
+// the batch is fixed or padded. The rows past n keep what an earlier batch
+// put there; their keypoints are not read.
+func (e *Estimator) rows(n int) int {
+	switch {
+	case e.cfg.FixedBatch > 0:
+		return e.cfg.FixedBatch
+	case e.cfg.PadBatches:
+		r := 1
+		for r < n {
+			r *= 2
+		}
+		return min(r, e.cfg.BatchSize)
+	}
+	return n
+}
+
 func (e *Estimator) preprocess(frame gocv.Mat, boxes []geom.Box) (*ort.Tensor[float32], []Transform, error) {
 	n := len(boxes)
-	rows := n
-	if e.cfg.FixedBatch > 0 {
-		// The rows past n keep what an earlier batch put there; their
-		// keypoints are not read.
-		rows = e.cfg.FixedBatch
-	}
+	rows := e.rows(n)
 	input, ok := e.inputs[rows]
 	if !ok {
 		var err error
@@ -205,10 +224,7 @@ func (e *Estimator) decode(out ort.Value, xforms []Transform) ([]geom.Pose, erro
 	}
 	s := hm.GetShape()
 	n := len(xforms)
-	rows := int64(n)
-	if e.cfg.FixedBatch > 0 {
-		rows = int64(e.cfg.FixedBatch)
-	}
+	rows := int64(e.rows(n))
 	if len(s) != 4 || s[0] != rows || s[1] != models.NumKeypoints || s[2] != int64(e.hmH) || s[3] != int64(e.hmW) {
 		return nil, fmt.Errorf("pose: model returned heatmaps %v, want [%d,%d,%d,%d]", s, rows, models.NumKeypoints, e.hmH, e.hmW)
 	}

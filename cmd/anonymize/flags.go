@@ -25,7 +25,7 @@ func addPipelineFlags(fs *pflag.FlagSet, c *pipeline.Config) {
 	fs.DurationVar(&c.Hold, "hold", c.Hold, "how long a tracked person the detector misses keeps a mask where they are predicted to be, and how far back a person first detected late is masked too (0: off)")
 	fs.IntVar(&c.PersonClass, "person-class", c.PersonClass, "index of the person class in the detector's class head, for a model not trained on COCO's 92-class label set (0: COCO, where person is 1)")
 	fs.IntVar(&c.DetectSize, "detect-size", c.DetectSize, "short side of the detector input in pixels (the long side is capped at 1333/800 of it)")
-	fs.IntVar(&c.PoseBatch, "pose-batch", c.PoseBatch, "most people sent through the pose model at once (lower it if the GPU runs out of memory on crowds)")
+	fs.IntVar(&c.PoseBatch, "pose-batch", c.PoseBatch, "most people sent through the pose model at once (lower it if the GPU runs out of memory on crowds); on a GPU batches are padded to 1, 2, 4, 8, ... crops so the model sees few input shapes")
 	fs.Float64Var(&c.KptThreshold, "kpt-threshold", c.KptThreshold, "minimum keypoint confidence; below it the mask falls back to eyes and ears, then to the head region of the box")
 	fs.Float64Var(&c.MaskScale, "mask-scale", c.MaskScale, "multiplies the mask radius (the larger nose-to-shoulder distance)")
 	fs.IntVar(&c.CRF, "crf", c.CRF, "x264 constant rate factor, 1 (best) to 51: 18 is visually lossless, 23 is x264's default")
