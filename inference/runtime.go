@@ -301,13 +301,35 @@ func (r *Runtime) open(path string, s *Session, dev Device) (*ort.DynamicAdvance
 	return ort.NewDynamicAdvancedSession(path, s.InputNames(), s.OutputNames(), opts)
 }
 
+// cudaOptions are the CUDA provider's settings, each chosen rather than
+// left to a default that may change between ONNX Runtime releases.
+func cudaOptions(id int) map[string]string {
+	return map[string]string{
+		"device_id": fmt.Sprint(id),
+		// The fastest convolution algorithms, found by timing them all
+		// once per input shape. Shapes are few: a video's frames share
+		// one detector input size, and pose batches are padded to powers
+		// of two (pose.Config.PadBatches). HEURISTIC would skip the
+		// search but can pick algorithms several times slower.
+		"cudnn_conv_algo_search": "EXHAUSTIVE",
+		// Copies on the compute stream: ONNX Runtime warns that separate
+		// streams can race for some models, and the inputs here are
+		// needed by the very next kernel anyway.
+		"do_copy_in_default_stream": "1",
+		// Grow the memory arena by what is asked, not to the next power
+		// of two: DETR's activations at 1333x750 would otherwise reserve
+		// up to twice their size, and batch jobs share a GPU.
+		"arena_extend_strategy": "kSameAsRequested",
+	}
+}
+
 func appendCUDA(opts *ort.SessionOptions, id int) error {
 	cuda, err := ort.NewCUDAProviderOptions()
 	if err != nil {
 		return err
 	}
 	defer cuda.Destroy()
-	if err := cuda.Update(map[string]string{"device_id": fmt.Sprint(id)}); err != nil {
+	if err := cuda.Update(cudaOptions(id)); err != nil {
 		return err
 	}
 	return opts.AppendExecutionProviderCUDA(cuda)
