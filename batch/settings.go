@@ -35,6 +35,7 @@ type hashedSettings struct {
 	MaskScale    string   `json:"mask_scale"`
 	CRF          int      `json:"crf"`
 	Preset       string   `json:"preset"`
+	Encoder      string   `json:"encoder"`
 	Audio        string   `json:"audio"`
 	Subtitles    string   `json:"subtitles"`
 	Frames       int      `json:"frames"`
@@ -57,6 +58,7 @@ func SettingsHash(cfg pipeline.Config, models []pipeline.ModelRef) string {
 		MaskScale:    formatFloat(cfg.MaskScale),
 		CRF:          cfg.CRF,
 		Preset:       cfg.Preset,
+		Encoder:      cfg.Encoder,
 		Audio:        cfg.Audio,
 		Subtitles:    cfg.Subtitles,
 		Frames:       cfg.Frames,

@@ -32,6 +32,10 @@ func TestSettingsHash(t *testing.T) {
 		{"mask scale", func(c *pipeline.Config, _ []pipeline.ModelRef) { c.MaskScale += 0.1 }, true},
 		{"crf", func(c *pipeline.Config, _ []pipeline.ModelRef) { c.CRF++ }, true},
 		{"preset", func(c *pipeline.Config, _ []pipeline.ModelRef) { c.Preset = "slow" }, true},
+		{"encoder", func(c *pipeline.Config, _ []pipeline.ModelRef) { c.Encoder = "libx264" }, true},
+		// Threads change how fast x264 runs and its bitstream a little, not
+		// the quality or the masks: outputs stay.
+		{"encoder threads", func(c *pipeline.Config, _ []pipeline.ModelRef) { c.EncoderThreads = 3 }, false},
 		{"audio", func(c *pipeline.Config, _ []pipeline.ModelRef) { c.Audio = "drop" }, true},
 		{"frames", func(c *pipeline.Config, _ []pipeline.ModelRef) { c.Frames = 10 }, true},
 		{"draw", func(c *pipeline.Config, _ []pipeline.ModelRef) { c.Draw = true }, true},

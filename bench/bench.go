@@ -237,7 +237,7 @@ func Run(ctx context.Context, cfg Config, env pipeline.Env) (res Result, err err
 	out := filepath.Join(dir, "anonymize-out.mp4")
 	for i := range cfg.Runs {
 		progress(fmt.Sprintf("run %d of %d: ffmpeg", i+1, cfg.Runs))
-		u, err := transcode(ctx, ffmpeg, res.Clip, refOut, pc.Preset, pc.CRF)
+		u, err := transcode(ctx, ffmpeg, res.Clip, refOut, engine.Codec(), pc.Preset, pc.CRF, pc.EncoderThreads)
 		if err != nil {
 			return res, err
 		}
@@ -294,8 +294,8 @@ func Run(ctx context.Context, cfg Config, env pipeline.Env) (res Result, err err
 }
 
 // transcode runs the reference: ffmpeg alone, decoding and encoding.
-func transcode(ctx context.Context, ffmpeg, in, out, preset string, crf int) (Usage, error) {
-	cmd := exec.CommandContext(ctx, ffmpeg, video.TranscodeArgs(in, out, preset, crf)...)
+func transcode(ctx context.Context, ffmpeg, in, out string, codec video.Codec, preset string, crf, threads int) (Usage, error) {
+	cmd := exec.CommandContext(ctx, ffmpeg, video.TranscodeArgs(in, out, codec, preset, crf, threads)...)
 	var msg bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &msg, &msg
 	start := time.Now()

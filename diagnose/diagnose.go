@@ -22,6 +22,7 @@ import (
 	"github.com/anonymize-dev/anonymize/models"
 	"github.com/anonymize-dev/anonymize/models/onnxgraph"
 	"github.com/anonymize-dev/anonymize/pose"
+	"github.com/anonymize-dev/anonymize/video"
 )
 
 // Status grades one check.
@@ -129,14 +130,22 @@ func checkTools(ctx context.Context, r *Report) {
 		}
 		r.add(s, tool, OK, "%s (%s)", firstOutputLine(ctx, path, "-version"), path)
 	}
-	if path, err := exec.LookPath("ffmpeg"); err == nil {
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		out, _ := exec.CommandContext(cctx, path, "-hide_banner", "-encoders").Output()
-		if strings.Contains(string(out), "libx264") {
-			r.add(s, "libx264", OK, "available")
-		} else {
-			r.add(s, "libx264", Fail, "ffmpeg has no libx264 encoder: install a build with it (Debian's ffmpeg has it)")
+	path, err := exec.LookPath("ffmpeg")
+	if err != nil {
+		return
+	}
+	// Each encoder is tried on a small test encode: NVENC is compiled
+	// into most ffmpeg builds but works only with an NVIDIA GPU that has
+	// the video engine (H100 and H200 do not) and its driver library.
+	for _, codec := range []video.Codec{video.CodecX264, video.CodecH264NVENC, video.CodecHEVCNVENC} {
+		err := video.ProbeCodec(ctx, path, codec)
+		switch {
+		case err == nil:
+			r.add(s, string(codec), OK, "encodes")
+		case codec == video.CodecX264:
+			r.add(s, string(codec), Fail, "ffmpeg cannot encode with libx264 (%v): install a build with it (Debian's ffmpeg has it)", err)
+		default:
+			r.add(s, string(codec), Info, "not usable here (%v): --encoder auto uses libx264", err)
 		}
 	}
 }

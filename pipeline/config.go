@@ -35,10 +35,12 @@ type Config struct {
 	KptThreshold float64       // --kpt-threshold
 	MaskScale    float64       // --mask-scale
 
-	CRF       int    // --crf
-	Preset    string // --preset
-	Audio     string // --audio
-	Subtitles string // --subtitles
+	CRF            int    // --crf
+	Preset         string // --preset
+	Encoder        string // --encoder: auto, libx264, h264_nvenc or hevc_nvenc
+	EncoderThreads int    // --encoder-threads (0: the encoder's own choice)
+	Audio          string // --audio
+	Subtitles      string // --subtitles
 
 	Frames int  // --frames (0: all)
 	Draw   bool // --draw
@@ -64,6 +66,7 @@ func DefaultConfig() Config {
 		MaskScale:    m.Scale,
 		CRF:          18,
 		Preset:       "veryfast",
+		Encoder:      string(video.CodecAuto),
 		Audio:        video.AudioCopy.String(),
 		Subtitles:    video.SubtitlesCopy.String(),
 		Audit:        AuditSample,
@@ -121,6 +124,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--preset %q: must be one of %v", c.Preset, x264Presets)
 	case c.Frames < 0:
 		return fmt.Errorf("--frames %d: must not be negative", c.Frames)
+	case c.EncoderThreads < 0 || c.EncoderThreads > 256:
+		return fmt.Errorf("--encoder-threads %d: must be between 0 (the encoder's choice) and 256", c.EncoderThreads)
+	}
+	if _, err := video.ParseCodec(c.Encoder); err != nil {
+		return fmt.Errorf("--encoder: %w", err)
 	}
 	if _, err := video.ParseAudioMode(c.Audio); err != nil {
 		return fmt.Errorf("--audio: %w", err)

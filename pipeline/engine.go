@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os/exec"
 
 	"github.com/anonymize-dev/anonymize/audit"
 	"github.com/anonymize-dev/anonymize/detect"
@@ -12,6 +13,7 @@ import (
 	"github.com/anonymize-dev/anonymize/models"
 	"github.com/anonymize-dev/anonymize/models/synthetic"
 	"github.com/anonymize-dev/anonymize/pose"
+	"github.com/anonymize-dev/anonymize/video"
 )
 
 // Env is what the engine takes from the process it runs in.
@@ -52,6 +54,8 @@ type Engine struct {
 	poseFixedBatch int
 	// auditSess is the leak audit's face detector; nil when --audit off.
 	auditSess *inference.Session
+	// codec is the video encoder --encoder resolved to on this machine.
+	codec video.Codec
 }
 
 // ResolveModels returns the detector and pose model paths the config
@@ -81,11 +85,16 @@ func NewEngine(cfg Config, env Env) (_ *Engine, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// Before the models, which take seconds to load.
+	codec, err := resolveEncoder(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	rt, err := inference.Load(inference.LibrarySearch{Flag: cfg.ORTLib, Getenv: env.Getenv, Executable: env.Executable}, log)
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, env: env, log: log, ORT: rt, Device: dev}
+	e := &Engine{cfg: cfg, env: env, log: log, ORT: rt, Device: dev, codec: codec}
 	defer func() {
 		if err != nil {
 			e.Close()
@@ -125,6 +134,30 @@ func NewEngine(cfg Config, env Env) (_ *Engine, err error) {
 		}
 	}
 	return e, nil
+}
+
+// resolveEncoder decides the video encoder once per run: auto becomes H.264
+// on NVENC where a test encode works and libx264 elsewhere (H100 and H200
+// have no NVENC); an NVENC asked for by name must work, or the run stops
+// before any video rather than at its first frame.
+func resolveEncoder(cfg Config, log *slog.Logger) (video.Codec, error) {
+	codec, _ := video.ParseCodec(cfg.Encoder)
+	ffmpeg, err := exec.LookPath("ffmpeg")
+	if err != nil {
+		return video.CodecX264, nil // the encoder falls back to OpenCV, and says so
+	}
+	ctx := context.Background()
+	if codec == video.CodecH264NVENC || codec == video.CodecHEVCNVENC {
+		if err := video.ProbeCodec(ctx, ffmpeg, codec); err != nil {
+			return "", fmt.Errorf("--encoder %s: this machine's ffmpeg cannot encode with it (%v): use --encoder libx264, or auto", codec, err)
+		}
+		return codec, nil
+	}
+	codec, why := video.ResolveCodec(ctx, ffmpeg, codec)
+	if why != nil {
+		log.Debug("NVENC is not usable here: encoding with libx264", "reason", why)
+	}
+	return codec, nil
 }
 
 // checkModels refuses models that would fail or, worse, quietly find
@@ -172,6 +205,9 @@ func (e *Engine) open(role models.Role, path string, contract models.Contract) (
 	})
 	return s, nil
 }
+
+// Codec is the video encoder the run writes with (--encoder, resolved).
+func (e *Engine) Codec() video.Codec { return e.codec }
 
 // Providers summarises where the models run, e.g. "CUDAExecutionProvider"
 // or "detector CUDAExecutionProvider, pose CPUExecutionProvider".

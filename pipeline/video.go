@@ -100,6 +100,8 @@ func (e *Engine) ProcessVideo(ctx context.Context, job Job, hooks Hooks) (res Re
 		VariableRate: info.VariableRate,
 		CRF:          e.cfg.CRF,
 		Preset:       e.cfg.Preset,
+		Codec:        e.codec,
+		Threads:      e.cfg.EncoderThreads,
 		Audio:        e.cfg.audioMode(),
 		Subtitles:    e.cfg.subtitleMode(),
 		AudioSource:  job.Input,

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -106,7 +107,13 @@ type EncoderOptions struct {
 	VariableRate bool
 	CRF          int    // x264 quality, 1 (best) to 51; 0 means DefaultCRF
 	Preset       string // x264 preset; "" means DefaultPreset
-	Audio        AudioMode
+	// Codec is the video encoder; "" means libx264, auto NVENC H.264 where
+	// a test encode works (see ResolveCodec).
+	Codec Codec
+	// Threads caps libx264's threads; 0 leaves it to x264 (about 1.5 per
+	// core), which is right unless other work shares the machine.
+	Threads int
+	Audio   AudioMode
 	// Subtitles says whether the source's subtitle streams are copied.
 	Subtitles SubtitleMode
 	// AudioSource is the input video. Its audio and subtitles are copied
@@ -152,7 +159,8 @@ type Encoder interface {
 	// Abort stops encoding and removes the temporary file. It is a no-op
 	// after Close or a previous Abort.
 	Abort() error
-	// Backend names the encoder in use: "ffmpeg libx264" or "opencv mp4v".
+	// Backend names the encoder in use: "ffmpeg libx264", "ffmpeg
+	// h264_nvenc", ... or "opencv mp4v".
 	Backend() string
 }
 
@@ -185,6 +193,15 @@ func NewEncoder(ctx context.Context, opts EncoderOptions) (Encoder, error) {
 		return nil, fmt.Errorf("encoder: invalid audio mode %v", opts.Audio)
 	case opts.Subtitles != Copy && opts.Subtitles != Drop:
 		return nil, fmt.Errorf("encoder: invalid subtitle mode %v", opts.Subtitles)
+	case opts.Threads < 0:
+		return nil, fmt.Errorf("encoder: %d threads", opts.Threads)
+	case opts.Codec == CodecHEVCNVENC && strings.EqualFold(filepath.Ext(opts.Output), ".avi"):
+		return nil, fmt.Errorf("encoder: HEVC cannot be stored in AVI (%s): use .mp4, .mkv or .mov, or --encoder h264_nvenc", opts.Output)
+	}
+	if opts.Codec != "" {
+		if _, err := ParseCodec(string(opts.Codec)); err != nil {
+			return nil, fmt.Errorf("encoder: %w", err)
+		}
 	}
 	if err := CheckOutputExt(opts.Output); err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package video
 import (
 	"context"
 	"errors"
+	"fmt"
 	"image"
 	"io"
 	"math"
@@ -915,17 +916,83 @@ func waitGoroutines(t *testing.T, n int) {
 // TestTranscodeArgs: the benchmark's reference encodes with exactly the
 // settings of a run's encoder.
 func TestTranscodeArgs(t *testing.T) {
-	opts := EncoderOptions{Output: "out.mp4", Width: 640, Height: 360, FPS: Rational{25, 1}, CRF: 21, Preset: "faster"}
-	opts.Logger, _ = logCapture()
-	enc := strings.Join(ffmpegArgs(opts, "t.mp4", probeResult{}, true, 0), " ")
-	ref := strings.Join(TranscodeArgs("-in.mp4", "-ref.mp4", "faster", 21), " ")
-	settings := "-c:v libx264 -preset faster -crf 21 -pix_fmt yuv420p"
-	if !strings.Contains(enc, settings) || !strings.Contains(ref, settings) {
-		t.Errorf("encoder settings differ:\n run: %s\n ref: %s", enc, ref)
-	}
-	for _, want := range []string{"-i file:-in.mp4", "-map 0:v:0 -map 0:a?", "-c:a copy file:-ref.mp4"} {
-		if !strings.Contains(ref, want) {
-			t.Errorf("reference %q lacks %q", ref, want)
+	for _, codec := range []Codec{CodecX264, CodecH264NVENC} {
+		opts := EncoderOptions{Output: "out.mkv", Width: 640, Height: 360, FPS: Rational{25, 1}, CRF: 21, Preset: "faster", Codec: codec, Threads: 3}
+		opts.Logger, _ = logCapture()
+		enc := strings.Join(ffmpegArgs(opts, "t.mkv", probeResult{}, true, 0), " ")
+		ref := strings.Join(TranscodeArgs("-in.mp4", "-ref.mp4", codec, "faster", 21, 3), " ")
+		settings := strings.Join(encoderArgs(codec, "faster", 21, 3), " ")
+		if !strings.Contains(enc, settings) || !strings.Contains(ref, settings) {
+			t.Errorf("%s: encoder settings differ:\n run: %s\n ref: %s", codec, enc, ref)
 		}
+		for _, want := range []string{"-i file:-in.mp4", "-map 0:v:0 -map 0:a?", "-c:a copy file:-ref.mp4"} {
+			if !strings.Contains(ref, want) {
+				t.Errorf("reference %q lacks %q", ref, want)
+			}
+		}
+	}
+}
+
+func TestEncoderArgs(t *testing.T) {
+	tests := []struct {
+		codec   Codec
+		preset  string
+		threads int
+		want    string
+	}{
+		{CodecX264, "veryfast", 0, "-c:v libx264 -preset veryfast -crf 18 -pix_fmt yuv420p"},
+		{CodecX264, "slow", 4, "-c:v libx264 -preset slow -crf 18 -pix_fmt yuv420p -threads 4"},
+		{CodecH264NVENC, "veryfast", 4, "-c:v h264_nvenc -preset p2 -tune hq -rc vbr -cq 18 -b:v 0 -pix_fmt yuv420p"},
+		{CodecHEVCNVENC, "veryslow", 0, "-c:v hevc_nvenc -preset p7 -tune hq -rc vbr -cq 18 -b:v 0 -pix_fmt yuv420p"},
+	}
+	for _, tt := range tests {
+		if got := strings.Join(encoderArgs(tt.codec, tt.preset, 18, tt.threads), " "); got != tt.want {
+			t.Errorf("%s %s %d:\n got %s\nwant %s", tt.codec, tt.preset, tt.threads, got, tt.want)
+		}
+	}
+	opts := EncoderOptions{Output: "out.mp4", Width: 640, Height: 360, FPS: Rational{25, 1}, CRF: 18, Preset: "fast", Codec: CodecHEVCNVENC}
+	opts.Logger, _ = logCapture()
+	if args := strings.Join(ffmpegArgs(opts, "t.mp4", probeResult{}, true, 0), " "); !strings.Contains(args, "-tag:v hvc1") {
+		t.Errorf("HEVC in MP4 without the hvc1 tag: %s", args)
+	}
+}
+
+// fakeFFmpeg writes a script that stands in for ffmpeg's test encode:
+// it prints msg and exits with code.
+func fakeFFmpeg(t *testing.T, msg string, code int) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "ffmpeg")
+	script := fmt.Sprintf("#!/bin/sh\necho %q >&2\nexit %d\n", msg, code)
+	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestResolveCodec(t *testing.T) {
+	ctx := context.Background()
+	noGPU := fakeFFmpeg(t, "[h264_nvenc @ 0x55cd52d22900] Cannot load libcuda.so.1\nError initializing output stream 0:0", 1)
+	got, why := ResolveCodec(ctx, noGPU, CodecAuto)
+	if got != CodecX264 || why == nil || why.Error() != "Cannot load libcuda.so.1" {
+		t.Errorf("auto without a GPU: %s (%v), want libx264 with NVENC's reason", got, why)
+	}
+	gpu := fakeFFmpeg(t, "", 0)
+	if got, why := ResolveCodec(ctx, gpu, CodecAuto); got != CodecH264NVENC || why != nil {
+		t.Errorf("auto where NVENC works: %s (%v), want h264_nvenc", got, why)
+	}
+	for _, c := range []Codec{CodecX264, CodecHEVCNVENC} {
+		if got, why := ResolveCodec(ctx, noGPU, c); got != c || why != nil {
+			t.Errorf("%s asked for: got %s (%v)", c, got, why)
+		}
+	}
+	if got, _ := ResolveCodec(ctx, noGPU, ""); got != CodecX264 {
+		t.Errorf("no codec: %s, want libx264", got)
+	}
+	// This machine's real ffmpeg: libx264 always works.
+	if err := ProbeCodec(ctx, testutil.Tool(t, "ffmpeg"), CodecX264); err != nil {
+		t.Errorf("libx264 test encode: %v", err)
+	}
+	if _, err := ParseCodec("av1_nvenc"); err == nil || !strings.Contains(err.Error(), "use one of auto, libx264") {
+		t.Errorf("ParseCodec(av1_nvenc) = %v", err)
 	}
 }

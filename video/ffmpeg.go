@@ -77,6 +77,12 @@ func newFFmpegEncoder(ctx context.Context, opts EncoderOptions, ffmpeg string) (
 		stderr:    newTailBuffer(16 << 10),
 		done:      make(chan struct{}),
 	}
+	codec, why := ResolveCodec(ctx, ffmpeg, opts.Codec)
+	if why != nil {
+		opts.Logger.Debug("NVENC is not usable, encoding with libx264", "reason", why)
+	}
+	opts.Codec = codec
+	e.opts.Codec = codec
 	if opts.AudioSource != "" {
 		ffprobe := findFFprobe(ffmpeg, opts.lookPath)
 		if ffprobe != "" {
@@ -215,7 +221,11 @@ func ffmpegArgs(opts EncoderOptions, tmp string, src probeResult, haveSrc bool, 
 		}
 	}
 	args = append(args, "-fps_mode:v", "passthrough", "-enc_time_base:v", tb.String())
-	args = append(args, x264Args(opts.Preset, opts.CRF)...)
+	args = append(args, encoderArgs(opts.Codec, opts.Preset, opts.CRF, opts.Threads)...)
+	if opts.Codec == CodecHEVCNVENC && (ext == ".mp4" || ext == ".m4v" || ext == ".mov") {
+		// The tag Apple's players need to play HEVC from MP4 and MOV.
+		args = append(args, "-tag:v", "hvc1")
+	}
 	var filters []string
 	if w, h := EncodedSize(opts.Width, opts.Height); w != opts.Width || h != opts.Height {
 		// H.264 in 4:2:0 needs even sizes: one black column or row goes
@@ -269,19 +279,14 @@ func ffmpegArgs(opts EncoderOptions, tmp string, src probeResult, haveSrc bool, 
 	return append(args, "file:"+tmp)
 }
 
-// x264Args are the video encoder settings every output is written with.
-func x264Args(preset string, crf int) []string {
-	return []string{"-c:v", "libx264", "-preset", preset, "-crf", strconv.Itoa(crf), "-pix_fmt", "yuv420p"}
-}
-
 // TranscodeArgs is the ffmpeg command line that decodes input and encodes
 // its video (and copies its audio) into output with the same encoder
 // settings as an anonymize run: the floor that a run, which does the same
 // decoding and encoding plus its own work, is measured against.
-func TranscodeArgs(input, output, preset string, crf int) []string {
+func TranscodeArgs(input, output string, codec Codec, preset string, crf, threads int) []string {
 	args := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y",
 		"-i", "file:" + input, "-map", "0:v:0", "-map", "0:a?"}
-	args = append(args, x264Args(preset, crf)...)
+	args = append(args, encoderArgs(codec, preset, crf, threads)...)
 	return append(args, "-c:a", "copy", "file:"+output)
 }
 
@@ -396,7 +401,7 @@ func audioFits(ext, codec string) bool {
 	return false
 }
 
-func (e *ffmpegEncoder) Backend() string { return "ffmpeg libx264" }
+func (e *ffmpegEncoder) Backend() string { return "ffmpeg " + string(e.opts.Codec) }
 
 func (e *ffmpegEncoder) WriteFrame(frame gocv.Mat, pts time.Duration) error {
 	e.mu.Lock()

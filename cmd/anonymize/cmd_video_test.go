@@ -46,7 +46,8 @@ func TestNewCmdVideoFlags(t *testing.T) {
 			args: []string{"--device", "cuda:1", "--ort-lib", "/x/libonnxruntime.so", "--models-dir", "/m",
 				"--detector-model", "d.onnx", "--pose-model", "p.onnx", "--threshold", "0.8", "--detect-size", "640",
 				"--pose-batch", "4", "--kpt-threshold", "0.5", "--mask-scale", "1.3", "--crf", "23", "--preset", "slow",
-				"--audio", "drop", "--subtitles", "drop", "--frames", "10", "--draw", "--overwrite", "-q", "a.mov", "b.mkv"},
+				"--audio", "drop", "--subtitles", "drop", "--frames", "10", "--draw", "--overwrite", "-q",
+				"--encoder", "hevc_nvenc", "--encoder-threads", "6", "a.mov", "b.mkv"},
 			want: func(o *VideoOptions) {
 				o.Input, o.Output = "a.mov", "b.mkv"
 				o.Overwrite, o.Quiet = true, true
@@ -54,6 +55,7 @@ func TestNewCmdVideoFlags(t *testing.T) {
 				c.Device, c.ORTLib, c.ModelsDir, c.DetectorModel, c.PoseModel = "cuda:1", "/x/libonnxruntime.so", "/m", "d.onnx", "p.onnx"
 				c.Threshold, c.DetectSize, c.PoseBatch, c.KptThreshold, c.MaskScale = 0.8, 640, 4, 0.5, 1.3
 				c.CRF, c.Preset, c.Audio, c.Subtitles, c.Frames, c.Draw = 23, "slow", "drop", "drop", 10, true
+				c.Encoder, c.EncoderThreads = "hevc_nvenc", 6
 			},
 		},
 		{name: "one argument", args: []string{"in.mp4"}, wantErr: "accepts 2 arg(s)"},
@@ -64,6 +66,8 @@ func TestNewCmdVideoFlags(t *testing.T) {
 		{name: "unknown preset", args: []string{"--preset", "warp", "a", "b"}, wantErr: "--preset"},
 		{name: "bad audio", args: []string{"--audio", "mute", "a", "b"}, wantErr: "--audio"},
 		{name: "bad subtitles", args: []string{"--subtitles", "burn", "a", "b"}, wantErr: "--subtitles"},
+		{name: "unknown encoder", args: []string{"--encoder", "x265", "a", "b"}, wantErr: "--encoder: unknown encoder \"x265\""},
+		{name: "negative encoder threads", args: []string{"--encoder-threads", "-2", "a", "b"}, wantErr: "--encoder-threads -2"},
 		{name: "output container not written", args: []string{"in.mp4", "out.webm"}, wantErr: "out.webm has unsupported extension .webm; name it with one of .mp4"},
 		{name: "output without extension", args: []string{"in.mp4", "out"}, wantErr: "output out has no file extension"},
 		{name: "negative frames", args: []string{"--frames", "-1", "a", "b"}, wantErr: "--frames -1"},

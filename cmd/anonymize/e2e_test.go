@@ -449,7 +449,7 @@ func TestDoctor(t *testing.T) {
 	for _, want := range []string{
 		"OpenCV", "read back-ends", "FFMPEG",
 		"ONNX Runtime", "1.24.1", "CPUExecutionProvider   loads", "CUDAExecutionProvider",
-		"NVML", "ffmpeg version", "libx264",
+		"NVML", "ffmpeg version", "libx264", "encodes", "h264_nvenc", "hevc_nvenc",
 		detector + " sha256 " + sum,
 		"inputs: pixel_values float32[?,3,?,?], pixel_mask int64[?,?,?]",
 		"outputs: logits float32[?,100,92], pred_boxes float32[?,100,4]",
