@@ -18,11 +18,12 @@ var builders = []struct {
 	name     string
 	build    func() ([]byte, error)
 	contract models.Contract
+	null     bool // marked as a null model, for benchmarks
 }{
-	{"detector", synthetic.DetectorModel, models.DETR},
-	{"pose", synthetic.PoseModel, models.TransPose},
-	{"null detector", synthetic.NullDetectorModel, models.DETR},
-	{"null pose", synthetic.NullPoseModel, models.TransPose},
+	{"detector", synthetic.DetectorModel, models.DETR, false},
+	{"pose", synthetic.PoseModel, models.TransPose, false},
+	{"null detector", synthetic.NullDetectorModel, models.DETR, true},
+	{"null pose", synthetic.NullPoseModel, models.TransPose, true},
 }
 
 func TestModelsSatisfyContracts(t *testing.T) {
@@ -86,6 +87,10 @@ func TestModelsCarryMetadata(t *testing.T) {
 			}
 			if v, ok, err := md.LookupCustomMetadataMap("description"); err != nil || !ok || !strings.Contains(v, "Synthetic") {
 				t.Errorf("description = %q (present %v, err %v), want one saying the model is synthetic", v, ok, err)
+			}
+			// A program must tell a benchmark stand-in from a demo model.
+			if v, ok, err := md.LookupCustomMetadataMap(synthetic.NullMetadataKey); err != nil || (ok && v == "true") != tt.null {
+				t.Errorf("%s = %q (present %v, err %v), want null %v", synthetic.NullMetadataKey, v, ok, err, tt.null)
 			}
 		})
 	}

@@ -1,8 +1,6 @@
 package synthetic_test
 
 import (
-	ort "github.com/yalue/onnxruntime_go"
-
 	"slices"
 	"testing"
 
@@ -69,33 +67,6 @@ func TestNullModels(t *testing.T) {
 			if got := [2]int{i / 48, i % 48}; got != want || hm[i] != 1 {
 				t.Errorf("crop %d keypoint %d: peak %v at %v, want 1 at %v", crop, k, hm[i], got, want)
 			}
-		}
-	}
-}
-
-// TestNullModelsAreMarked: the null models say so, the demo models do not,
-// so a program can tell a benchmark stand-in from a demo model.
-func TestNullModelsAreMarked(t *testing.T) {
-	for _, tt := range []struct {
-		build func() ([]byte, error)
-		null  bool
-	}{
-		{synthetic.NullDetectorModel, true}, {synthetic.NullPoseModel, true},
-		{synthetic.DetectorModel, false}, {synthetic.PoseModel, false},
-	} {
-		model, err := tt.build()
-		if err != nil {
-			t.Fatal(err)
-		}
-		initORT(t)
-		md, err := ort.GetModelMetadataWithONNXData(model)
-		if err != nil {
-			t.Fatal(err)
-		}
-		v, ok, err := md.LookupCustomMetadataMap(synthetic.NullMetadataKey)
-		md.Destroy()
-		if err != nil || (ok && v == "true") != tt.null {
-			t.Errorf("%s = %q (present %v, err %v), want null %v", synthetic.NullMetadataKey, v, ok, err, tt.null)
 		}
 	}
 }
