@@ -21,6 +21,7 @@ import (
 	"github.com/anonymize-dev/anonymize/inference"
 	"github.com/anonymize-dev/anonymize/models"
 	"github.com/anonymize-dev/anonymize/models/onnxgraph"
+	"github.com/anonymize-dev/anonymize/models/synthetic"
 	"github.com/anonymize-dev/anonymize/pose"
 	"github.com/anonymize-dev/anonymize/video"
 )
@@ -268,6 +269,8 @@ func checkModels(r *Report, rt *inference.Runtime, o Options) {
 		if _, err := m.Contract.Check(mi.Inputs, mi.Outputs); err != nil {
 			r.add(s, "", Fail, "%v", err)
 			continue
+		} else if mi.Meta[synthetic.NullMetadataKey] == "true" {
+			r.add(s, "", Info, "null model, for benchmarks: fits the contract and answers the same people whatever the picture")
 		} else if mi.Synthetic() {
 			r.add(s, "", Warn, "synthetic demo model: fits the contract but does not find real people")
 		} else {

@@ -2,12 +2,17 @@ package diagnose
 
 import (
 	"bytes"
+	"log/slog"
 	"strings"
 	"testing"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxa100"
+
+	"github.com/anonymize-dev/anonymize/inference"
+	"github.com/anonymize-dev/anonymize/internal/testutil"
+	"github.com/anonymize-dev/anonymize/models/synthetic"
 )
 
 func TestCheckNVMLWithGPUs(t *testing.T) {
@@ -52,5 +57,36 @@ func TestReportFailed(t *testing.T) {
 	r.Write(&buf)
 	if !strings.Contains(buf.String(), "B\n  FAIL  z  broken: 3") {
 		t.Errorf("report:\n%s", buf.String())
+	}
+}
+
+// TestCheckModelsNamesNullModels: the benchmarks' null models are called
+// what they are, not demo models, and the demo models keep their warning.
+func TestCheckModelsNamesNullModels(t *testing.T) {
+	rt, err := inference.Load(inference.LibrarySearch{Flag: testutil.ORTLib(t)}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		write func(string) (string, string, error)
+		want  string
+	}{
+		{synthetic.WriteNullModels, "null model, for benchmarks"},
+		{synthetic.WriteModels, "synthetic demo model"},
+	} {
+		det, pose, err := tt.write(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r Report
+		checkModels(&r, rt, Options{Device: inference.Device{Kind: inference.DeviceCPU}, DetectorModel: det, PoseModel: pose,
+			Getenv: func(string) string { return "" }, Cwd: t.TempDir()})
+		var out bytes.Buffer
+		if err := r.Write(&out); err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(out.String(), tt.want); n != 2 || r.Failed() {
+			t.Errorf("%q %d times (want 2, one per model), failed %v:\n%s", tt.want, n, r.Failed(), out.String())
+		}
 	}
 }
