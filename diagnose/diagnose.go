@@ -180,18 +180,25 @@ func checkORT(r *Report, o Options) *inference.Runtime {
 	} else {
 		r.add(s, inference.ProviderCPU, OK, "loads")
 	}
-	dev := o.Device
-	if dev.Kind != inference.DeviceCUDA {
-		dev = inference.Device{Kind: inference.DeviceCUDA}
+	id := 0
+	if o.Device.Kind == inference.DeviceCUDA || o.Device.Kind == inference.DeviceTensorRT {
+		id = o.Device.ID
 	}
-	if err := rt.ProbeProvider(dev, probe); err != nil {
-		st := Info
-		if o.Device.Kind == inference.DeviceCUDA {
-			st = Fail
+	for _, p := range []struct {
+		kind inference.DeviceKind
+		name string
+	}{{inference.DeviceCUDA, inference.ProviderCUDA}, {inference.DeviceTensorRT, inference.ProviderTensorRT}} {
+		if err := rt.ProbeProvider(inference.Device{Kind: p.kind, ID: id}, probe); err != nil {
+			// Only what the user asked for by name is a failure: CUDA
+			// for --device cuda; TensorRT falls back to CUDA.
+			st := Info
+			if o.Device.Kind == inference.DeviceCUDA && p.kind == inference.DeviceCUDA {
+				st = Fail
+			}
+			r.add(s, p.name, st, "does not load on device %d: %v", id, err)
+		} else {
+			r.add(s, p.name, OK, "loads on device %d", id)
 		}
-		r.add(s, inference.ProviderCUDA, st, "does not load on device %d: %v", dev.ID, err)
-	} else {
-		r.add(s, inference.ProviderCUDA, OK, "loads on device %d", dev.ID)
 	}
 	return rt
 }

@@ -15,6 +15,10 @@ const (
 	DeviceCPU  DeviceKind = "cpu"
 	// DeviceCUDA fails the run when CUDA cannot be used.
 	DeviceCUDA DeviceKind = "cuda"
+	// DeviceTensorRT runs on TensorRT (fp16, engines cached), with CUDA
+	// for what TensorRT cannot take; it falls back to CUDA alone, then to
+	// the CPU, with a warning each.
+	DeviceTensorRT DeviceKind = "tensorrt"
 )
 
 // Device is a parsed --device value.
@@ -24,13 +28,13 @@ type Device struct {
 }
 
 func (d Device) String() string {
-	if d.Kind == DeviceCUDA {
-		return fmt.Sprintf("cuda:%d", d.ID)
+	if d.Kind == DeviceCUDA || d.Kind == DeviceTensorRT {
+		return fmt.Sprintf("%s:%d", d.Kind, d.ID)
 	}
 	return string(d.Kind)
 }
 
-// ParseDevice parses auto, cpu, cuda or cuda:N.
+// ParseDevice parses auto, cpu, cuda, cuda:N, tensorrt or tensorrt:N.
 func ParseDevice(s string) (Device, error) {
 	v := strings.ToLower(strings.TrimSpace(s))
 	switch v {
@@ -40,13 +44,17 @@ func ParseDevice(s string) (Device, error) {
 		return Device{Kind: DeviceCPU}, nil
 	case "cuda", "gpu":
 		return Device{Kind: DeviceCUDA}, nil
+	case "tensorrt", "trt":
+		return Device{Kind: DeviceTensorRT}, nil
 	}
-	if rest, ok := strings.CutPrefix(v, "cuda:"); ok {
-		n, err := strconv.Atoi(rest)
-		if err != nil || n < 0 {
-			return Device{}, fmt.Errorf("invalid device %q: the CUDA device must be a number, as in cuda:0", s)
+	for _, kind := range []DeviceKind{DeviceCUDA, DeviceTensorRT} {
+		if rest, ok := strings.CutPrefix(v, string(kind)+":"); ok {
+			n, err := strconv.Atoi(rest)
+			if err != nil || n < 0 {
+				return Device{}, fmt.Errorf("invalid device %q: the CUDA device must be a number, as in %s:0", s, kind)
+			}
+			return Device{Kind: kind, ID: n}, nil
 		}
-		return Device{Kind: DeviceCUDA, ID: n}, nil
 	}
-	return Device{}, fmt.Errorf("invalid device %q: use auto, cpu, cuda or cuda:N", s)
+	return Device{}, fmt.Errorf("invalid device %q: use auto, cpu, cuda, cuda:N, tensorrt or tensorrt:N", s)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,7 +29,11 @@ func TestParseDevice(t *testing.T) {
 		{"cuda:3", Device{Kind: DeviceCUDA, ID: 3}, ""},
 		{"cuda:x", Device{}, "must be a number"},
 		{"cuda:-1", Device{}, "must be a number"},
-		{"tpu", Device{}, "use auto, cpu, cuda or cuda:N"},
+		{"tensorrt", Device{Kind: DeviceTensorRT}, ""},
+		{"TRT", Device{Kind: DeviceTensorRT}, ""},
+		{"tensorrt:2", Device{Kind: DeviceTensorRT, ID: 2}, ""},
+		{"tensorrt:", Device{}, "as in tensorrt:0"},
+		{"tpu", Device{}, "use auto, cpu, cuda, cuda:N, tensorrt or tensorrt:N"},
 	}
 	for _, tt := range tests {
 		got, err := ParseDevice(tt.in)
@@ -242,4 +247,25 @@ func mustProbe(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return det
+}
+
+func TestTensorRTOptions(t *testing.T) {
+	got := trtOptions(1, "/cache", []ShapeRange{
+		{Input: "pixel_values", Min: []int64{1, 3, 32, 32}, Opt: []int64{1, 3, 800, 1333}, Max: []int64{1, 3, 1333, 1333}},
+		{Input: "pixel_mask", Min: []int64{1, 32, 32}, Opt: []int64{1, 800, 1333}, Max: []int64{1, 1333, 1333}},
+	})
+	want := map[string]string{
+		"device_id": "1", "trt_fp16_enable": "1",
+		"trt_engine_cache_enable": "1", "trt_engine_cache_path": "/cache",
+		"trt_timing_cache_enable": "1", "trt_timing_cache_path": "/cache",
+		"trt_profile_min_shapes": "pixel_values:1x3x32x32,pixel_mask:1x32x32",
+		"trt_profile_opt_shapes": "pixel_values:1x3x800x1333,pixel_mask:1x800x1333",
+		"trt_profile_max_shapes": "pixel_values:1x3x1333x1333,pixel_mask:1x1333x1333",
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("options\n got %v\nwant %v", got, want)
+	}
+	if _, ok := trtOptions(0, "/c", nil)["trt_profile_min_shapes"]; ok {
+		t.Error("a profile without shapes")
+	}
 }

@@ -33,6 +33,7 @@ type Runtime struct {
 
 	mu         sync.Mutex
 	cudaFailed error // first CUDA failure under --device auto, reported once
+	trtFailed  error // first TensorRT failure, reported once
 }
 
 var (
@@ -100,6 +101,8 @@ type SessionOptions struct {
 	Path     string
 	Contract models.Contract
 	Device   Device
+	// TensorRT configures the TensorRT provider under --device tensorrt.
+	TensorRT TensorRT
 }
 
 // Session is one opened model.
@@ -238,8 +241,21 @@ func (r *Runtime) OpenSession(o SessionOptions) (*Session, error) {
 	}
 	s := &Session{Role: o.Role, Path: o.Path, Binding: binding, Meta: map[string]string{}}
 
+	if o.Device.Kind == DeviceTensorRT {
+		var profile []ShapeRange
+		if o.TensorRT.Profile != nil {
+			profile = o.TensorRT.Profile(binding)
+		}
+		sess, err := r.open(o.Path, s, o.Device, o.TensorRT.CacheDir, profile)
+		if err == nil {
+			s.opened(sess, ProviderTensorRT)
+			r.log.Info("model loaded", "model", o.Role, "provider", ProviderTensorRT, "device", o.Device.ID, "engine_cache", o.TensorRT.CacheDir)
+			return s, nil
+		}
+		r.noteTRTFailure(err)
+	}
 	if o.Device.Kind != DeviceCPU {
-		sess, err := r.open(o.Path, s, o.Device)
+		sess, err := r.open(o.Path, s, Device{Kind: DeviceCUDA, ID: o.Device.ID}, "", nil)
 		if err == nil {
 			s.opened(sess, ProviderCUDA)
 			r.log.Info("model loaded", "model", o.Role, "provider", ProviderCUDA, "device", o.Device.ID)
@@ -254,7 +270,7 @@ func (r *Runtime) OpenSession(o SessionOptions) (*Session, error) {
 		}
 		r.noteCUDAFailure(err)
 	}
-	sess, err := r.open(o.Path, s, Device{Kind: DeviceCPU})
+	sess, err := r.open(o.Path, s, Device{Kind: DeviceCPU}, "", nil)
 	if err != nil {
 		return nil, fmt.Errorf("open %s model %s: %v", o.Role, o.Path, firstLine(err))
 	}
@@ -272,16 +288,28 @@ func (s *Session) opened(sess *ort.DynamicAdvancedSession, provider string) {
 }
 
 func (r *Runtime) noteCUDAFailure(err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.cudaFailed != nil {
-		return
-	}
-	r.cudaFailed = err
-	r.log.Warn("CUDA unavailable, running on the CPU", "reason", firstLine(err))
+	r.warnOnce(&r.cudaFailed, err, "CUDA unavailable, running on the CPU")
 }
 
-func (r *Runtime) open(path string, s *Session, dev Device) (*ort.DynamicAdvancedSession, error) {
+func (r *Runtime) noteTRTFailure(err error) {
+	r.warnOnce(&r.trtFailed, err, "TensorRT unavailable, trying CUDA alone")
+}
+
+// warnOnce records the first failure of a provider in *first and warns
+// about it; later ones (the next model, the next video) are quiet.
+func (r *Runtime) warnOnce(first *error, err error, msg string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if *first != nil {
+		return
+	}
+	*first = err
+	r.log.Warn(msg, "reason", firstLine(err))
+}
+
+// open opens a session on dev: the CPU, CUDA, or TensorRT with CUDA behind
+// it for the operators TensorRT does not take.
+func (r *Runtime) open(path string, s *Session, dev Device, trtCache string, profile []ShapeRange) (*ort.DynamicAdvancedSession, error) {
 	opts, err := ort.NewSessionOptions()
 	if err != nil {
 		return nil, err
@@ -292,6 +320,11 @@ func (r *Runtime) open(path string, s *Session, dev Device) (*ort.DynamicAdvance
 	// sleep.
 	if err := opts.AddSessionConfigEntry("session.intra_op.allow_spinning", "0"); err != nil {
 		return nil, err
+	}
+	if dev.Kind == DeviceTensorRT {
+		if err := appendTensorRT(opts, dev.ID, trtCache, profile); err != nil {
+			return nil, err
+		}
 	}
 	if dev.Kind != DeviceCPU {
 		if err := appendCUDA(opts, dev.ID); err != nil {
@@ -343,6 +376,17 @@ func (r *Runtime) ProbeProvider(dev Device, model []byte) error {
 		return err
 	}
 	defer opts.Destroy()
+	if dev.Kind == DeviceTensorRT {
+		// Engines of the probe model are not worth keeping.
+		dir, err := os.MkdirTemp("", "anonymize-trt-probe-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		if err := appendTensorRT(opts, dev.ID, dir, nil); err != nil {
+			return errors.New(firstLine(err))
+		}
+	}
 	if dev.Kind != DeviceCPU {
 		if err := appendCUDA(opts, dev.ID); err != nil {
 			return errors.New(firstLine(err))

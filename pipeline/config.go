@@ -25,6 +25,7 @@ type Config struct {
 	ModelsDir     string // --models-dir
 	DetectorModel string // --detector-model
 	PoseModel     string // --pose-model
+	TRTCache      string // --trt-cache ("": the user cache folder)
 
 	Threshold    float64       // --threshold
 	PersonClass  int           // --person-class (0: the COCO label set)

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/exec"
+	"path/filepath"
 
 	"github.com/anonymize-dev/anonymize/audit"
 	"github.com/anonymize-dev/anonymize/detect"
@@ -194,7 +196,15 @@ func (e *Engine) open(role models.Role, path string, contract models.Contract) (
 	if err != nil {
 		return nil, fmt.Errorf("%s model: %w", role, err)
 	}
-	s, err := e.ORT.OpenSession(inference.SessionOptions{Role: string(role), Path: path, Contract: contract, Device: e.Device})
+	opts := inference.SessionOptions{Role: string(role), Path: path, Contract: contract, Device: e.Device}
+	if e.Device.Kind == inference.DeviceTensorRT {
+		dir, err := e.trtCache()
+		if err != nil {
+			return nil, err
+		}
+		opts.TensorRT = inference.TensorRT{CacheDir: dir, Profile: e.trtProfile(role)}
+	}
+	s, err := e.ORT.OpenSession(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -204,6 +214,56 @@ func (e *Engine) open(role models.Role, path string, contract models.Contract) (
 		Null:      s.Meta[synthetic.NullMetadataKey] == "true",
 	})
 	return s, nil
+}
+
+// trtCache is the TensorRT engine cache folder, created if needed.
+func (e *Engine) trtCache() (string, error) {
+	dir := e.cfg.TRTCache
+	if dir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			return "", fmt.Errorf("--device tensorrt: no user cache folder for TensorRT's engines (%v): pass --trt-cache", err)
+		}
+		dir = filepath.Join(base, "anonymize", "tensorrt")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("--trt-cache: %w", err)
+	}
+	return dir, nil
+}
+
+// trtProfile gives TensorRT the range of input shapes each model sees, so
+// it builds one engine for all of them. DETR gets one frame at a time,
+// resized so its short side is --detect-size and its long side at most
+// 1333/800 of that, in either orientation; TransPose gets 1 to --pose-batch
+// crops (padded to powers of two).
+func (e *Engine) trtProfile(role models.Role) func(models.Binding) []inference.ShapeRange {
+	d := e.cfg.detectConfig()
+	return func(b models.Binding) []inference.ShapeRange {
+		var out []inference.ShapeRange
+		for _, in := range b.Inputs {
+			switch {
+			case role == models.RoleDetector && in.Name == models.DETRPixelValues:
+				out = append(out, inference.ShapeRange{Input: in.Name,
+					Min: []int64{1, 3, 32, 32}, Opt: []int64{1, 3, int64(d.ShortSide), int64(d.LongSide)},
+					Max: []int64{1, 3, int64(d.LongSide), int64(d.LongSide)}})
+			case role == models.RoleDetector && in.Name == models.DETRPixelMask:
+				out = append(out, inference.ShapeRange{Input: in.Name,
+					Min: []int64{1, 32, 32}, Opt: []int64{1, int64(d.ShortSide), int64(d.LongSide)},
+					Max: []int64{1, int64(d.LongSide), int64(d.LongSide)}})
+			case role == models.RolePose:
+				lo, opt, hi := int64(1), min(int64(e.cfg.PoseBatch), 8), int64(e.cfg.PoseBatch)
+				if len(in.Dims) > 0 && in.Dims[0] > 0 {
+					lo, opt, hi = in.Dims[0], in.Dims[0], in.Dims[0] // exported with a fixed batch
+				}
+				out = append(out, inference.ShapeRange{Input: in.Name,
+					Min: []int64{lo, 3, models.PoseInputHeight, models.PoseInputWidth},
+					Opt: []int64{opt, 3, models.PoseInputHeight, models.PoseInputWidth},
+					Max: []int64{hi, 3, models.PoseInputHeight, models.PoseInputWidth}})
+			}
+		}
+		return out
+	}
 }
 
 // Codec is the video encoder the run writes with (--encoder, resolved).

@@ -9,7 +9,8 @@ import (
 // addRuntimeFlags adds the flags that choose the runtime and the models:
 // shared by every command that loads them.
 func addRuntimeFlags(fs *pflag.FlagSet, c *pipeline.Config) {
-	fs.StringVar(&c.Device, "device", c.Device, "where models run: auto (CUDA if usable, else CPU), cpu, cuda or cuda:N")
+	fs.StringVar(&c.Device, "device", c.Device, "where models run: auto (CUDA if usable, else CPU), cpu, cuda or cuda:N, tensorrt or tensorrt:N (fp16 engines, cached; falls back to CUDA, then the CPU)")
+	fs.StringVar(&c.TRTCache, "trt-cache", c.TRTCache, "folder for TensorRT's engines and timing caches (default: anonymize/tensorrt in the user cache folder); building DETR's engine takes minutes, loading it seconds")
 	fs.StringVar(&c.ORTLib, "ort-lib", c.ORTLib, "path of libonnxruntime.so (default: $ANONYMIZE_ORT_LIB, lib/ next to the binary, then the system library path)")
 	fs.StringVar(&c.ModelsDir, "models-dir", c.ModelsDir, "model folder (default: $ANONYMIZE_MODELS, ./models, then the user cache folder)")
 	fs.StringVar(&c.DetectorModel, "detector-model", c.DetectorModel, "DETR person detector .onnx file (overrides the model folder)")

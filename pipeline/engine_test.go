@@ -1,12 +1,14 @@
 package pipeline
 
 import (
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/anonymize-dev/anonymize/models"
 	"github.com/anonymize-dev/anonymize/video"
 )
 
@@ -43,5 +45,27 @@ func TestResolveEncoder(t *testing.T) {
 		if err != nil || got != tt.want {
 			t.Errorf("%s: %s (%v), want %s", tt.encoder, got, err, tt.want)
 		}
+	}
+}
+
+// TestTensorRTProfile: DETR's profile spans both orientations of a frame
+// resized to --detect-size; TransPose's spans 1 to --pose-batch crops, or
+// exactly the batch a model fixes.
+func TestTensorRTProfile(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.PoseBatch = 12
+	e := &Engine{cfg: cfg}
+	det := e.trtProfile(models.RoleDetector)(models.Binding{Inputs: []models.TensorInfo{
+		{Name: models.DETRPixelValues, Dims: []int64{-1, 3, -1, -1}}, {Name: models.DETRPixelMask, Dims: []int64{-1, -1, -1}}}})
+	if fmt.Sprint(det) != "[{pixel_values [1 3 32 32] [1 3 800 1333] [1 3 1333 1333]} {pixel_mask [1 32 32] [1 800 1333] [1 1333 1333]}]" {
+		t.Errorf("detector profile %v", det)
+	}
+	pose := e.trtProfile(models.RolePose)(models.Binding{Inputs: []models.TensorInfo{{Name: "x", Dims: []int64{-1, 3, 256, 192}}}})
+	if fmt.Sprint(pose) != "[{x [1 3 256 192] [8 3 256 192] [12 3 256 192]}]" {
+		t.Errorf("pose profile %v", pose)
+	}
+	fixed := e.trtProfile(models.RolePose)(models.Binding{Inputs: []models.TensorInfo{{Name: "x", Dims: []int64{4, 3, 256, 192}}}})
+	if fmt.Sprint(fixed) != "[{x [4 3 256 192] [4 3 256 192] [4 3 256 192]}]" {
+		t.Errorf("fixed-batch pose profile %v", fixed)
 	}
 }
