@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -448,7 +449,7 @@ func TestDoctor(t *testing.T) {
 	}
 	for _, want := range []string{
 		"OpenCV", "read back-ends", "FFMPEG",
-		"ONNX Runtime", "1.24.1", "CPUExecutionProvider   loads", "CUDAExecutionProvider",
+		"ONNX Runtime", "1.24.1", "CPUExecutionProvider", "loads", "CUDAExecutionProvider", "TensorrtExecutionProvider",
 		"NVML", "ffmpeg version", "libx264", "encodes", "h264_nvenc", "hevc_nvenc",
 		detector + " sha256 " + sum,
 		"inputs: pixel_values float32[?,3,?,?], pixel_mask int64[?,?,?]",
@@ -459,6 +460,9 @@ func TestDoctor(t *testing.T) {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("doctor output lacks %q:\n%s", want, r.stdout)
 		}
+	}
+	if !regexp.MustCompile(`(?m)^\s*ok\s+CPUExecutionProvider\s+loads$`).MatchString(r.stdout) {
+		t.Errorf("doctor output lacks the CPU provider loading:\n%s", r.stdout)
 	}
 
 	// Without models, doctor says so and exits 1.
