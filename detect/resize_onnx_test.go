@@ -9,6 +9,7 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 	"gocv.io/x/gocv"
 
+	"github.com/anonymize-dev/anonymize/inference"
 	"github.com/anonymize-dev/anonymize/internal/testutil"
 	"github.com/anonymize-dev/anonymize/models/onnxgraph"
 )
@@ -24,7 +25,11 @@ type onnxResize struct {
 
 func newONNXResize(tb testing.TB, w, h, ow, oh int) *onnxResize {
 	tb.Helper()
-	testutil.InitORT(tb)
+	// Through inference.Load, as the package's other tests load it: ONNX
+	// Runtime is initialised once per process.
+	if _, err := inference.Load(inference.LibrarySearch{Flag: testutil.ORTLib(tb)}, nil); err != nil {
+		tb.Fatal(err)
+	}
 	g := onnxgraph.New("resize")
 	x := g.Input("x", onnxgraph.Float32, onnxgraph.Fixed(1), onnxgraph.Fixed(3), onnxgraph.Fixed(int64(h)), onnxgraph.Fixed(int64(w)))
 	sizes := g.Const(onnxgraph.Vector(1, 3, int64(oh), int64(ow)))
