@@ -68,14 +68,13 @@ type ffmpegEncoder struct {
 
 func newFFmpegEncoder(ctx context.Context, opts EncoderOptions, ffmpeg string) (*ffmpegEncoder, error) {
 	e := &ffmpegEncoder{
-		ctx:       ctx,
-		log:       opts.Logger,
-		opts:      opts,
-		ffmpeg:    ffmpeg,
-		frameSize: opts.Width * opts.Height * 3,
-		i420:      opts.Width%2 == 0 && opts.Height%2 == 0,
-		stderr:    newTailBuffer(16 << 10),
-		done:      make(chan struct{}),
+		ctx:    ctx,
+		log:    opts.Logger,
+		opts:   opts,
+		ffmpeg: ffmpeg,
+		i420:   opts.Width%2 == 0 && opts.Height%2 == 0,
+		stderr: newTailBuffer(16 << 10),
+		done:   make(chan struct{}),
 	}
 	codec, why := ResolveCodec(ctx, ffmpeg, opts.Codec)
 	if why != nil {
@@ -95,8 +94,9 @@ func newFFmpegEncoder(ctx context.Context, opts EncoderOptions, ffmpeg string) (
 			return nil, fmt.Errorf("encoder: %w", err)
 		}
 	}
+	e.frameSize = opts.Width * opts.Height * 3 // BGR
 	if e.i420 {
-		e.frameSize = opts.Width * opts.Height * 3 / 2
+		e.frameSize /= 2 // a full luma plane, two quarter-size chroma planes
 	}
 	tmp, err := createTemp(opts.Output, opts.TempDir)
 	if err != nil {

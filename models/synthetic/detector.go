@@ -30,11 +30,8 @@ var emptyBox = [4]float32{0.5, 0.5, 0.1, 0.1}
 // BodyColours[k], query len(BodyColours) boxes GhostColour, and all other
 // queries report "no object". The bytes are the same on every call.
 func DetectorModel() ([]byte, error) {
-	g := onnxgraph.New("detr_synthetic")
+	g, batch, pixels, pixelMask := detrGraph("detr_synthetic")
 	b := builder{g}
-	batch, height, width := onnxgraph.Param("batch"), onnxgraph.Param("height"), onnxgraph.Param("width")
-	pixels := g.Input(detrPixelValues, onnxgraph.Float32, batch, onnxgraph.Fixed(3), height, width)
-	pixelMask := g.Input(detrPixelMask, onnxgraph.Int64, batch, height, width)
 
 	colours := append(slices.Clone(BodyColours), GhostColour)
 	if len(colours) > Queries {
@@ -65,8 +62,7 @@ func DetectorModel() ([]byte, error) {
 	g.Node("Concat", []string{boxes, b.repeatRow(emptyBox[:], batchSize, rest)},
 		[]string{detrPredBoxes}, onnxgraph.Int("axis", 1))
 
-	g.Output(detrLogits, onnxgraph.Float32, batch, onnxgraph.Fixed(Queries), onnxgraph.Fixed(Classes))
-	g.Output(detrPredBoxes, onnxgraph.Float32, batch, onnxgraph.Fixed(Queries), onnxgraph.Fixed(4))
+	detrOutputs(g, batch)
 	g.Metadata(MetadataKey, "true")
 	g.Metadata("description", fmt.Sprintf(
 		"Synthetic stand-in for DETR person detection, not a trained network: query k boxes the pixels "+
@@ -152,4 +148,21 @@ func (b builder) repeatRow(row []float32, batchSize string, n int64) string {
 	r := int64(len(row))
 	shape := b.Op("Concat", []string{batchSize, b.ints(n, r)}, onnxgraph.Int("axis", 0))
 	return b.op("Expand", b.floats([]int64{1, 1, r}, row...), shape)
+}
+
+// detrGraph starts a graph with DETR's inputs: a batch of images of any
+// size and their pixel masks.
+func detrGraph(name string) (g *onnxgraph.Graph, batch onnxgraph.Dim, pixels, pixelMask string) {
+	g = onnxgraph.New(name)
+	batch, height, width := onnxgraph.Param("batch"), onnxgraph.Param("height"), onnxgraph.Param("width")
+	pixels = g.Input(detrPixelValues, onnxgraph.Float32, batch, onnxgraph.Fixed(3), height, width)
+	pixelMask = g.Input(detrPixelMask, onnxgraph.Int64, batch, height, width)
+	return g, batch, pixels, pixelMask
+}
+
+// detrOutputs declares DETR's outputs: Queries rows of Classes logits and
+// of boxes per image.
+func detrOutputs(g *onnxgraph.Graph, batch onnxgraph.Dim) {
+	g.Output(detrLogits, onnxgraph.Float32, batch, onnxgraph.Fixed(Queries), onnxgraph.Fixed(Classes))
+	g.Output(detrPredBoxes, onnxgraph.Float32, batch, onnxgraph.Fixed(Queries), onnxgraph.Fixed(4))
 }

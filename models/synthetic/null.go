@@ -32,11 +32,8 @@ const (
 // fixed person boxes. With it, a run measures the pipeline's own work
 // (decoding, pre-processing, masking, encoding) rather than a network's.
 func NullDetectorModel() ([]byte, error) {
-	g := onnxgraph.New("detr_null")
+	g, batch, pixels, pixelMask := detrGraph("detr_null")
 	b := builder{g}
-	batch, height, width := onnxgraph.Param("batch"), onnxgraph.Param("height"), onnxgraph.Param("width")
-	pixels := g.Input(detrPixelValues, onnxgraph.Float32, batch, onnxgraph.Fixed(3), height, width)
-	pixelMask := g.Input(detrPixelMask, onnxgraph.Int64, batch, height, width)
 
 	// zero is [B,1,1]: 0 times the first pixel and its mask bit.
 	pixel := b.Op("Slice", []string{pixels, b.ints(0, 0, 0), b.ints(1, 1, 1), b.ints(1, 2, 3)}) // [B,1,1,1]
@@ -59,8 +56,7 @@ func NullDetectorModel() ([]byte, error) {
 	}
 	g.Node("Add", []string{zero, b.floats([]int64{1, Queries, Classes}, logits...)}, []string{detrLogits})
 	g.Node("Add", []string{zero, b.floats([]int64{1, Queries, 4}, boxes...)}, []string{detrPredBoxes})
-	g.Output(detrLogits, onnxgraph.Float32, batch, onnxgraph.Fixed(Queries), onnxgraph.Fixed(Classes))
-	g.Output(detrPredBoxes, onnxgraph.Float32, batch, onnxgraph.Fixed(Queries), onnxgraph.Fixed(4))
+	detrOutputs(g, batch)
 	g.Metadata(MetadataKey, "true")
 	g.Metadata(NullMetadataKey, "true")
 	g.Metadata("description", fmt.Sprintf("Synthetic null stand-in for DETR, for benchmarks: reads one pixel and always "+
