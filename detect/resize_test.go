@@ -211,7 +211,7 @@ func TestResizeAgainstPIL(t *testing.T) {
 				area = mean
 			}
 		}
-		d := &Detector{cfg: DefaultConfig(), resized: gocv.NewMat(), scratch: gocv.NewMat()}
+		d := &Preparer{resized: gocv.NewMat(), scratch: gocv.NewMat()}
 		d.resize(frame, ow, oh)
 		got, _ := d.resized.DataPtrUint8()
 		if mean := report("the detector's", got); mean > 1 || mean > area+0.02 {
@@ -238,7 +238,7 @@ func BenchmarkResize1080p(b *testing.B) {
 		})
 	}
 	b.Run("detector", func(b *testing.B) {
-		d := &Detector{resized: gocv.NewMat(), scratch: gocv.NewMat()}
+		d := &Preparer{resized: gocv.NewMat(), scratch: gocv.NewMat()}
 		defer d.resized.Close()
 		defer d.scratch.Close()
 		for range b.N {

@@ -32,6 +32,7 @@ type Config struct {
 	TrackLow     float64       // --track-low
 	Hold         time.Duration // --hold
 	DetectSize   int           // --detect-size (short side; the long side limit keeps DETR's 800:1333)
+	Batch        int           // --batch: frames per detector run (0: DefaultGPUBatch on a GPU, 1 on the CPU)
 	PoseBatch    int           // --pose-batch
 	KptThreshold float64       // --kpt-threshold
 	MaskScale    float64       // --mask-scale
@@ -113,6 +114,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--person-class %d: must not be negative (0 means the COCO label set, where person is 1)", c.PersonClass)
 	case c.DetectSize < 32 || c.DetectSize > 4096:
 		return fmt.Errorf("--detect-size %d: must be between 32 and 4096 pixels", c.DetectSize)
+	case c.Batch < 0 || c.Batch > 64:
+		return fmt.Errorf("--batch %d: must be between 1 and 64 frames, or 0 for the device's default", c.Batch)
 	case c.PoseBatch < 1 || c.PoseBatch > 1024:
 		return fmt.Errorf("--pose-batch %d: must be between 1 and 1024", c.PoseBatch)
 	case !(c.KptThreshold >= 0 && c.KptThreshold <= 1):
@@ -146,12 +149,32 @@ func (c Config) Validate() error {
 	return nil
 }
 
-func (c Config) detectConfig() detect.Config {
+// detectConfig is the detector's configuration for batches of batch frames.
+func (c Config) detectConfig(batch int) detect.Config {
 	d := detect.DefaultConfig()
 	long := d.LongSide * c.DetectSize / d.ShortSide
 	// The detector keeps the low-score boxes too: tracking decides which
 	// of them are people (those that continue a track).
-	return detect.Config{Threshold: min(c.Threshold, c.TrackLow), ShortSide: c.DetectSize, LongSide: long, PersonClass: c.PersonClass}
+	return detect.Config{Threshold: min(c.Threshold, c.TrackLow), ShortSide: c.DetectSize, LongSide: long,
+		PersonClass: c.PersonClass, Batch: batch}
+}
+
+// DefaultGPUBatch is --batch on a GPU: enough frames per run to fill the
+// GPU between two of them (DETR-R50 at 800x1333 is about 86 GFLOPs a
+// frame), few enough that an input of four 12 MB frames stays small. On
+// the CPU a batch gains nothing (ONNX Runtime already uses every core on
+// one frame) and costs memory, so it is 1 there.
+const DefaultGPUBatch = 4
+
+// detectBatch is --batch resolved for a detector running on provider.
+func (c Config) detectBatch(provider string) int {
+	switch {
+	case c.Batch > 0:
+		return c.Batch
+	case provider == inference.ProviderCPU:
+		return 1
+	}
+	return DefaultGPUBatch
 }
 
 func (c Config) poseConfig() pose.Config {

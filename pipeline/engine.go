@@ -52,6 +52,8 @@ type Engine struct {
 	Models   []ModelRef
 	detSess  *inference.Session
 	poseSess *inference.Session
+	// detBatch is the frames per detector run (--batch, resolved).
+	detBatch int
 	// poseFixedBatch is the batch the pose model fixes, 0 when free.
 	poseFixedBatch int
 	// auditSess is the leak audit's face detector; nil when --audit off.
@@ -105,6 +107,7 @@ func NewEngine(cfg Config, env Env) (_ *Engine, err error) {
 	if e.detSess, err = e.open(models.RoleDetector, detPath, models.DETR); err != nil {
 		return nil, err
 	}
+	e.detBatch = cfg.detectBatch(e.detSess.Provider)
 	if e.poseSess, err = e.open(models.RolePose, posePath, models.TransPose); err != nil {
 		return nil, err
 	}
@@ -166,7 +169,7 @@ func resolveEncoder(cfg Config, log *slog.Logger) (video.Codec, error) {
 // nobody: settings they cannot serve, and outputs that are not numbers on
 // a plain picture. Both run once, at load.
 func (e *Engine) checkModels() error {
-	if err := detect.CheckModel(e.detSess.Binding, e.cfg.detectConfig()); err != nil {
+	if err := detect.CheckModel(e.detSess.Binding, e.detectConfig()); err != nil {
 		return fmt.Errorf("%s model %s: %w", e.detSess.Role, e.detSess.Path, err)
 	}
 	if b := pose.FixedBatch(e.poseSess.Binding); b > 0 {
@@ -177,11 +180,17 @@ func (e *Engine) checkModels() error {
 		}
 	}
 	ctx := context.Background()
-	if err := detect.SelfTest(ctx, e.detSess, e.cfg.detectConfig()); err != nil {
+	if err := detect.SelfTest(ctx, e.detSess, e.detectConfig()); err != nil {
 		return err
 	}
 	return pose.SelfTest(ctx, e.poseSess, e.poseConfig())
 }
+
+// detectConfig is the detector's configuration for the loaded model.
+func (e *Engine) detectConfig() detect.Config { return e.cfg.detectConfig(e.detBatch) }
+
+// DetectBatch is how many frames go through the detector in one run.
+func (e *Engine) DetectBatch() int { return e.detBatch }
 
 // poseConfig is the pose estimator's configuration for the loaded model.
 func (e *Engine) poseConfig() pose.Config {
@@ -233,24 +242,27 @@ func (e *Engine) trtCache() (string, error) {
 }
 
 // trtProfile gives TensorRT the range of input shapes each model sees, so
-// it builds one engine for all of them. DETR gets one frame at a time,
-// resized so its short side is --detect-size and its long side at most
-// 1333/800 of that, in either orientation; TransPose gets 1 to --pose-batch
-// crops (padded to powers of two).
+// it builds one engine for all of them. DETR gets --batch frames at a time
+// (a last, partial batch is padded), resized so its short side is
+// --detect-size and its long side at most 1333/800 of that, in either
+// orientation; TransPose gets 1 to --pose-batch crops (padded to powers of
+// two).
 func (e *Engine) trtProfile(role models.Role) func(models.Binding) []inference.ShapeRange {
-	d := e.cfg.detectConfig()
+	// Asked for before the session exists: the batch a GPU gets.
+	d := e.cfg.detectConfig(e.cfg.detectBatch(inference.ProviderTensorRT))
+	n := int64(d.Batch)
 	return func(b models.Binding) []inference.ShapeRange {
 		var out []inference.ShapeRange
 		for _, in := range b.Inputs {
 			switch {
 			case role == models.RoleDetector && in.Name == models.DETRPixelValues:
 				out = append(out, inference.ShapeRange{Input: in.Name,
-					Min: []int64{1, 3, 32, 32}, Opt: []int64{1, 3, int64(d.ShortSide), int64(d.LongSide)},
-					Max: []int64{1, 3, int64(d.LongSide), int64(d.LongSide)}})
+					Min: []int64{n, 3, 32, 32}, Opt: []int64{n, 3, int64(d.ShortSide), int64(d.LongSide)},
+					Max: []int64{n, 3, int64(d.LongSide), int64(d.LongSide)}})
 			case role == models.RoleDetector && in.Name == models.DETRPixelMask:
 				out = append(out, inference.ShapeRange{Input: in.Name,
-					Min: []int64{1, 32, 32}, Opt: []int64{1, int64(d.ShortSide), int64(d.LongSide)},
-					Max: []int64{1, int64(d.LongSide), int64(d.LongSide)}})
+					Min: []int64{n, 32, 32}, Opt: []int64{n, int64(d.ShortSide), int64(d.LongSide)},
+					Max: []int64{n, int64(d.LongSide), int64(d.LongSide)}})
 			case role == models.RolePose:
 				lo, opt, hi := int64(1), min(int64(e.cfg.PoseBatch), 8), int64(e.cfg.PoseBatch)
 				if len(in.Dims) > 0 && in.Dims[0] > 0 {
@@ -304,6 +316,7 @@ func (e *Engine) RunConfig() map[string]any {
 		"device.resolved":    e.Device.String(),
 		"execution_provider": e.Providers(),
 		"onnxruntime":        e.ORT.Version,
+		"detector.batch":     e.detBatch,
 	}
 	for _, m := range e.Models {
 		prefix := "model." + string(m.Role) + "."

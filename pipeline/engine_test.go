@@ -49,16 +49,22 @@ func TestResolveEncoder(t *testing.T) {
 }
 
 // TestTensorRTProfile: DETR's profile spans both orientations of a frame
-// resized to --detect-size; TransPose's spans 1 to --pose-batch crops, or
-// exactly the batch a model fixes.
+// resized to --detect-size, at exactly --batch frames (a GPU's default
+// unless set); TransPose's spans 1 to --pose-batch crops, or exactly the
+// batch a model fixes.
 func TestTensorRTProfile(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.PoseBatch = 12
 	e := &Engine{cfg: cfg}
-	det := e.trtProfile(models.RoleDetector)(models.Binding{Inputs: []models.TensorInfo{
-		{Name: models.DETRPixelValues, Dims: []int64{-1, 3, -1, -1}}, {Name: models.DETRPixelMask, Dims: []int64{-1, -1, -1}}}})
-	if fmt.Sprint(det) != "[{pixel_values [1 3 32 32] [1 3 800 1333] [1 3 1333 1333]} {pixel_mask [1 32 32] [1 800 1333] [1 1333 1333]}]" {
+	detInputs := models.Binding{Inputs: []models.TensorInfo{
+		{Name: models.DETRPixelValues, Dims: []int64{-1, 3, -1, -1}}, {Name: models.DETRPixelMask, Dims: []int64{-1, -1, -1}}}}
+	det := e.trtProfile(models.RoleDetector)(detInputs)
+	if fmt.Sprint(det) != "[{pixel_values [4 3 32 32] [4 3 800 1333] [4 3 1333 1333]} {pixel_mask [4 32 32] [4 800 1333] [4 1333 1333]}]" {
 		t.Errorf("detector profile %v", det)
+	}
+	e.cfg.Batch = 2
+	if det := e.trtProfile(models.RoleDetector)(detInputs); fmt.Sprint(det[0]) != "{pixel_values [2 3 32 32] [2 3 800 1333] [2 3 1333 1333]}" {
+		t.Errorf("detector profile with --batch 2: %v", det)
 	}
 	pose := e.trtProfile(models.RolePose)(models.Binding{Inputs: []models.TensorInfo{{Name: "x", Dims: []int64{-1, 3, 256, 192}}}})
 	if fmt.Sprint(pose) != "[{x [1 3 256 192] [8 3 256 192] [12 3 256 192]}]" {

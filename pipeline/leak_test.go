@@ -28,14 +28,19 @@ func TestRunStagesLeavesNoMat(t *testing.T) {
 	tests := []struct {
 		name   string
 		src    FrameSource
+		det    *fakeDetector
 		sink   *fakeSink
 		cancel bool
 	}{
-		{"clean run", &fakeSource{n: 30}, &fakeSink{failAt: -1}, false},
-		{"replacing source", &replacingSource{fakeSource{n: 30}}, &fakeSink{failAt: -1}, false},
-		{"decode error", &fakeSource{n: 30, failAt: 11}, &fakeSink{failAt: -1}, false},
-		{"encode error", &fakeSource{n: 30}, &fakeSink{failAt: 5}, false},
-		{"cancelled", &fakeSource{n: 1 << 20}, &fakeSink{failAt: -1, delay: time.Millisecond}, true},
+		{"clean run", &fakeSource{n: 30}, &fakeDetector{}, &fakeSink{failAt: -1}, false},
+		{"replacing source", &replacingSource{fakeSource{n: 30}}, &fakeDetector{}, &fakeSink{failAt: -1}, false},
+		{"decode error", &fakeSource{n: 30, failAt: 11}, &fakeDetector{}, &fakeSink{failAt: -1}, false},
+		{"encode error", &fakeSource{n: 30}, &fakeDetector{}, &fakeSink{failAt: 5}, false},
+		{"cancelled", &fakeSource{n: 1 << 20}, &fakeDetector{}, &fakeSink{failAt: -1, delay: time.Millisecond}, true},
+		{"batches", &fakeSource{n: 30}, &fakeDetector{rows: 4, prepDelay: jitter}, &fakeSink{failAt: -1}, false},
+		{"preparation error", &fakeSource{n: 30}, &fakeDetector{rows: 4, failPrep: 9, prepDelay: jitter}, &fakeSink{failAt: -1}, false},
+		{"model error", &fakeSource{n: 30}, &fakeDetector{rows: 4, failRun: 10}, &fakeSink{failAt: -1}, false},
+		{"cancelled, slow GPU", &fakeSource{n: 1 << 20}, &fakeDetector{rows: 4, runDelay: 5 * time.Millisecond}, &fakeSink{failAt: -1}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -45,7 +50,9 @@ func TestRunStagesLeavesNoMat(t *testing.T) {
 			if tt.cancel {
 				time.AfterFunc(50*time.Millisecond, cancel)
 			}
-			RunStages(ctx, stageConfig(), tt.src, fakeDetector{}, fakePose{}, tt.sink, nil)
+			cfg := stageConfig()
+			cfg.PrepareWorkers = 3
+			RunStages(ctx, cfg, tt.src, tt.det, fakePose{}, tt.sink, nil)
 			if after := gocv.MatProfile.Count(); after != before {
 				t.Errorf("%d Mats alive after the run, %d before", after, before)
 			}

@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
+	"runtime"
 	"time"
 
 	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 	"gocv.io/x/gocv"
 	"golang.org/x/sync/errgroup"
@@ -37,11 +35,6 @@ type FrameSink interface {
 	WriteFrame(frame gocv.Mat, pts time.Duration) error
 }
 
-// Detector finds people. *detect.Detector is one.
-type Detector interface {
-	Detect(ctx context.Context, frame gocv.Mat) ([]geom.Detection, error)
-}
-
 // PoseEstimator returns one pose per box. *pose.Estimator is one.
 type PoseEstimator interface {
 	Estimate(ctx context.Context, frame gocv.Mat, boxes []geom.Box) ([]geom.Pose, error)
@@ -51,10 +44,15 @@ type PoseEstimator interface {
 type StageConfig struct {
 	MaxFrames int // 0: the whole video
 	QueueSize int // frames buffered between two stages
-	Draw      bool
-	Mask      mask.Config
-	Track     TrackConfig
-	Audit     AuditConfig
+	// PrepareWorkers is how many frames are made ready for the detector
+	// at once (0: as many as a batch holds plus one, at most half the
+	// cores): resizing and normalising a frame costs about as much CPU
+	// as encoding it, and must keep pace with a GPU.
+	PrepareWorkers int
+	Draw           bool
+	Mask           mask.Config
+	Track          TrackConfig
+	Audit          AuditConfig
 	// Instruments records the per-frame metrics; nil creates them on the
 	// global MeterProvider.
 	Instruments *telemetry.Instruments
@@ -125,8 +123,14 @@ type frame struct {
 	mat   gocv.Mat
 	ctx   context.Context
 	span  trace.Span
-	dets  []geom.Detection // at or above the tracker's low score
-	poses []geom.Pose
+	// detCtx and detSpan are the frame's "person_detection" span, open
+	// from the start of its preparation to the end of its batch's run;
+	// prepared is when the preparation ended.
+	detCtx   context.Context
+	detSpan  trace.Span
+	prepared time.Time
+	dets     []geom.Detection // at or above the tracker's low score
+	poses    []geom.Pose
 	// people are the detected people, with their masks; masks are the
 	// masks tracking added (held, backfilled).
 	people []Person
@@ -145,6 +149,10 @@ func (f *frame) fail(err error, in *telemetry.Instruments) {
 		outcome = telemetry.OutcomeCancelled
 	}
 	in.Frames.Add(f.ctx, 1, outcomeAttrs[outcome])
+	if f.detSpan != nil {
+		telemetry.EndSpan(f.detSpan, err)
+		f.detSpan = nil
+	}
 	telemetry.EndSpan(f.span, err)
 }
 
@@ -155,300 +163,169 @@ func (f *frame) waited(tracer trace.Tracer, name string) {
 	span.End()
 }
 
-// RunStages runs decode, inference and mask+encode as three concurrent
-// stages joined by bounded channels. Frames keep their order (one goroutine
-// per stage, FIFO channels) and memory stays bounded whatever the video's
-// length: frames live in a fixed pool of Mats that decode takes from and
-// encode returns to. Cancelling ctx stops every stage; the first error
-// stops the others and is returned. onFrame, if set, is called from the
-// encode stage after each frame is written.
-func RunStages(ctx context.Context, cfg StageConfig, src FrameSource, det Detector, pe PoseEstimator,
-	sink FrameSink, onFrame func(FrameResult)) (Stats, error) {
-	if cfg.QueueSize < 1 {
-		cfg.QueueSize = 1
+// flow is what the stages share: the tracer, the metrics and the pool of
+// frame Mats, which bounds the frames in flight.
+type flow struct {
+	tracer trace.Tracer
+	in     *telemetry.Instruments
+	free   chan gocv.Mat
+}
+
+// release ends a frame that will not be written and returns its Mat to
+// the pool (which never blocks: the channel holds the whole pool).
+func (fl *flow) release(f *frame, err error) {
+	f.fail(err, fl.in)
+	fl.free <- f.mat
+}
+
+// send passes f on to the next stage, or releases it if the run stops
+// first.
+func (fl *flow) send(ctx context.Context, out chan<- *frame, f *frame) error {
+	f.queued = time.Now()
+	select {
+	case out <- f:
+		return nil
+	case <-ctx.Done():
+		fl.release(f, ctx.Err())
+		return ctx.Err()
 	}
-	in := cfg.Instruments
-	if in == nil {
-		var err error
-		if in, err = telemetry.NewInstruments(); err != nil {
-			return Stats{}, fmt.Errorf("create metrics: %w", err)
+}
+
+// sendAll sends frames in order; when the run stops first, it releases
+// those not sent.
+func (fl *flow) sendAll(ctx context.Context, out chan<- *frame, frames []*frame) error {
+	for i, f := range frames {
+		if err := fl.send(ctx, out, f); err != nil {
+			for _, rest := range frames[i+1:] {
+				fl.release(rest, err)
+			}
+			return err
 		}
 	}
-	tracer := otel.Tracer(tracerName)
-	start := time.Now()
-	var stats Stats
+	return nil
+}
 
-	tracking, err := newTracking(cfg, tracer)
-	if err != nil {
-		return Stats{}, err
+// detectInputs is how many detector inputs a run cycles through: one the
+// model runs, one waiting for it, one being filled.
+const detectInputs = 3
+
+// framesInFlight bounds the frames a run holds at once, for a detector
+// batch of rows frames: each stage's own, the queues between stages, the
+// frames of the detector's inputs and of the batch it hands on, and the
+// frames waiting for a backfill. It is the size of the Mat pool.
+func framesInFlight(cfg StageConfig, rows int) int {
+	return 4*cfg.QueueSize + (detectInputs+1)*rows + cfg.Track.Window + 5
+}
+
+// prepareWorkers is StageConfig.PrepareWorkers, resolved.
+func prepareWorkers(cfg StageConfig, rows int) int {
+	if cfg.PrepareWorkers > 0 {
+		return cfg.PrepareWorkers
 	}
-	// Every Mat a stage can hold at once: one per stage, the queues and
-	// the frames waiting for a backfill. Each Mat goes back to free
-	// whatever happens to its frame, so the ones to close at the end are
-	// exactly those in free (a source may have replaced some of the
-	// originals).
-	poolSize := 3*cfg.QueueSize + 4 + cfg.Track.Window
-	free := make(chan gocv.Mat, poolSize)
-	for range poolSize {
-		free <- gocv.NewMat()
+	return DefaultPrepareWorkers(rows)
+}
+
+// DefaultPrepareWorkers is how many frames are prepared for a detector
+// batch of rows frames at once: the whole batch and the next frame, so a
+// batch is ready when the model is, but no more than half the cores, as
+// ONNX Runtime, OpenCV and the encoder want the rest.
+func DefaultPrepareWorkers(rows int) int {
+	return max(1, min(rows+1, runtime.GOMAXPROCS(0)/2))
+}
+
+// RunStages runs the stages of one video concurrently, joined by bounded
+// channels:
+//
+//	decode → batch → prepare (workers) → detect → pose → track → encode
+//
+// The batch stage groups frames for the detector and hands each to a
+// prepare worker, which resizes and normalises it into its row of the
+// batch's input while the detector runs the previous batch; the input's
+// rows are the reorder buffer that puts frames prepared out of order back
+// in order. Every other stage is one goroutine and every channel FIFO, so
+// frames are written in the order they were read. Memory stays bounded
+// whatever the video's length: frames live in a fixed pool of Mats
+// (framesInFlight) that decode takes from and encode returns to, and the
+// detector cycles through detectInputs inputs. Cancelling ctx stops every
+// stage; the first error stops the others and is returned. onFrame, if
+// set, is called from the encode stage after each frame is written.
+func RunStages(ctx context.Context, cfg StageConfig, src FrameSource, det Detector, pe PoseEstimator,
+	sink FrameSink, onFrame func(FrameResult)) (stats Stats, err error) {
+	start := time.Now()
+	defer func() { stats.Elapsed = time.Since(start) }()
+	cfg.QueueSize = max(cfg.QueueSize, 1)
+	in := cfg.Instruments
+	if in == nil {
+		if in, err = telemetry.NewInstruments(); err != nil {
+			return stats, fmt.Errorf("create metrics: %w", err)
+		}
 	}
+	rows := max(det.BatchSize(), 1)
+	fl := &flow{tracer: otel.Tracer(tracerName), in: in, free: make(chan gocv.Mat, framesInFlight(cfg, rows))}
+	for range cap(fl.free) {
+		fl.free <- gocv.NewMat()
+	}
+	// Each Mat goes back to free whatever happens to its frame, so the
+	// ones to close at the end are exactly those in free (a source may
+	// have replaced some of the originals).
 	defer func() {
-		close(free)
-		for m := range free {
+		close(fl.free)
+		for m := range fl.free {
 			m.Close()
 		}
 	}()
 
+	tracking, err := newTracking(cfg, fl)
+	if err != nil {
+		return stats, err
+	}
+	batching, err := newBatching(fl, det)
+	if err != nil {
+		return stats, err
+	}
+	defer batching.close()
+	workers := make([]*preparing, prepareWorkers(cfg, rows))
+	for i := range workers {
+		if workers[i], err = newPreparing(fl, det); err != nil {
+			return stats, err
+		}
+		defer workers[i].close()
+	}
+	decoding := &decoding{fl: fl, src: src, maxFrames: cfg.MaxFrames, runLink: trace.LinkFromContext(ctx)}
+	detecting := &detecting{fl: fl, det: det, inputs: batching.inputs}
+	posing := &posing{fl: fl, pe: pe}
+	encoding := &encoding{fl: fl, cfg: cfg, sink: sink, stats: &stats, onFrame: onFrame}
+
 	decoded := make(chan *frame, cfg.QueueSize)
-	inferred := make(chan *frame, cfg.QueueSize)
+	jobs := make(chan prepareJob, rows)
+	batches := make(chan *batch, detectInputs)
+	detected := make(chan *frame, cfg.QueueSize)
+	posed := make(chan *frame, cfg.QueueSize)
 	tracked := make(chan *frame, cfg.QueueSize)
 	g, gctx := errgroup.WithContext(ctx)
-	runLink := trace.LinkFromContext(ctx)
-
-	g.Go(func() error {
-		defer close(decoded)
-		for i := 0; cfg.MaxFrames == 0 || i < cfg.MaxFrames; i++ {
-			var m gocv.Mat
-			select {
-			case m = <-free:
-			case <-gctx.Done():
-				return gctx.Err()
-			}
-			t0 := time.Now()
-			pts, err := src.Read(&m)
-			if err != nil {
-				free <- m
-				if !errors.Is(err, io.EOF) {
-					return err
-				}
-				if i == 0 {
-					return errors.New("the video has no frames")
-				}
-				return nil
-			}
-			// One trace per frame, linked to the run's span: a long video
-			// would otherwise make one unreadable trace.
-			fctx, root := tracer.Start(gctx, "process_single_frame",
-				trace.WithNewRoot(), trace.WithLinks(runLink), trace.WithTimestamp(t0),
-				trace.WithAttributes(
-					attribute.Int("frame.index", i),
-					attribute.Float64("frame.timestamp_ms", float64(pts)/float64(time.Millisecond)),
-				))
-			_, ds := tracer.Start(fctx, "decode", trace.WithTimestamp(t0))
-			ds.End()
-			f := &frame{index: i, pts: pts, mat: m, ctx: fctx, span: root, queued: time.Now()}
-			select {
-			case decoded <- f:
-			case <-gctx.Done():
-				f.fail(gctx.Err(), in)
-				free <- f.mat
-				return gctx.Err()
-			}
-		}
-		return nil
-	})
-
-	g.Go(func() error {
-		defer close(inferred)
-		for f := range decoded {
-			f.waited(tracer, "wait_for_inference")
-			if err := infer(f, det, pe); err != nil {
-				f.fail(err, in)
-				free <- f.mat
-				return fmt.Errorf("frame %d: %w", f.index, err)
-			}
-			f.queued = time.Now()
-			select {
-			case inferred <- f:
-			case <-gctx.Done():
-				f.fail(gctx.Err(), in)
-				free <- f.mat
-				return gctx.Err()
-			}
-		}
-		return nil
-	})
-
-	release := func(f *frame, err error) {
-		f.fail(err, in)
-		free <- f.mat
+	g.Go(func() error { return decoding.run(gctx, decoded) })
+	g.Go(func() error { return batching.run(gctx, decoded, jobs, batches) })
+	for _, w := range workers {
+		g.Go(func() error { w.run(gctx, jobs); return nil })
 	}
-	g.Go(func() error {
-		defer close(tracked)
-		send := func(done []*frame) error {
-			for i, f := range done {
-				f.queued = time.Now()
-				select {
-				case tracked <- f:
-				case <-gctx.Done():
-					for _, rest := range done[i:] {
-						release(rest, gctx.Err())
-					}
-					return gctx.Err()
-				}
-			}
-			return nil
-		}
-		for f := range inferred {
-			f.waited(tracer, "wait_for_track")
-			done, err := tracking.add(f)
-			if err != nil {
-				release(f, err)
-				tracking.fail(err, release)
-				return fmt.Errorf("frame %d: %w", f.index, err)
-			}
-			if err := send(done); err != nil {
-				tracking.fail(err, release)
-				return err
-			}
-		}
-		if err := gctx.Err(); err != nil {
-			tracking.fail(err, release)
-			return err
-		}
-		return send(tracking.flush())
-	})
-
-	g.Go(func() error {
-		for f := range tracked {
-			if err := gctx.Err(); err != nil {
-				// Another stage failed: the output will be discarded, so
-				// only drain what is left.
-				release(f, err)
-				continue
-			}
-			f.waited(tracer, "wait_for_encode")
-			masks := applyMasks(tracer, f, cfg)
-			leaks, audited, err := auditFrame(tracer, f, cfg.Audit, in)
-			if err != nil {
-				release(f, err)
-				return fmt.Errorf("frame %d: %w", f.index, err)
-			}
-			if audited {
-				stats.Audit.add(f, leaks)
-			}
-			_, es := tracer.Start(f.ctx, "encode")
-			err = sink.WriteFrame(f.mat, f.pts)
-			telemetry.EndSpan(es, err)
-			if err != nil {
-				release(f, err)
-				return fmt.Errorf("encode frame %d: %w", f.index, err)
-			}
-			f.span.SetAttributes(attribute.Int("people.count", len(f.people)))
-			if cfg.GPUMemory != nil {
-				if b, ok := cfg.GPUMemory(); ok {
-					f.span.SetAttributes(attribute.Int64("gpu.process.memory.usage", b))
-				}
-			}
-			recordFrame(f.ctx, in, len(f.people), masks)
-			f.span.End()
-			stats.add(len(f.people), masks)
-			if onFrame != nil {
-				onFrame(FrameResult{Index: f.index, People: f.people, Masks: f.masks, Audited: audited, Leaks: leaks})
-			}
-			free <- f.mat // never blocks: the channel holds the whole pool
-		}
-		return nil
-	})
-
+	g.Go(func() error { return detecting.run(gctx, batches, detected) })
+	g.Go(func() error { return posing.run(gctx, detected, posed) })
+	g.Go(func() error { return tracking.run(gctx, posed, tracked) })
+	g.Go(func() error { return encoding.run(gctx, tracked) })
 	err = g.Wait()
-	// Frames still queued when a stage failed have open spans.
-	for _, ch := range []chan *frame{decoded, inferred, tracked} {
+
+	// What a stage that stopped early left queued has open spans and
+	// holds Mats and inputs.
+	for _, ch := range []chan *frame{decoded, detected, posed, tracked} {
 		for f := range ch {
-			f.fail(context.Canceled, in)
-			free <- f.mat
+			fl.release(f, context.Canceled)
 		}
 	}
-	stats.Elapsed = time.Since(start)
+	for b := range batches {
+		batching.abandon(b, context.Canceled)
+	}
 	if err == nil && ctx.Err() != nil {
 		err = ctx.Err()
 	}
 	return stats, err
-}
-
-// Attribute sets of the per-frame metrics, built once: recording happens
-// on the frame path and should not allocate them every time.
-var (
-	outcomeAttrs = attrOptions(telemetry.AttrOutcome, telemetry.OutcomeOK, telemetry.OutcomeFailed, telemetry.OutcomeCancelled)
-	kindAttrs    = attrOptions(telemetry.AttrKind, string(geom.MaskNose), string(geom.MaskFaceKeypoints),
-		string(geom.MaskHeadBox), mask.FallbackRadiusFloor, string(geom.MaskHeld), string(geom.MaskBackfilled))
-)
-
-func attrOptions(key string, values ...string) map[string]metric.MeasurementOption {
-	out := make(map[string]metric.MeasurementOption, len(values))
-	for _, v := range values {
-		out[v] = metric.WithAttributeSet(attribute.NewSet(attribute.String(key, v)))
-	}
-	return out
-}
-
-// recordFrame records a written frame's metrics, in the frame's context so
-// exemplars point at its trace.
-func recordFrame(ctx context.Context, in *telemetry.Instruments, people int, c mask.Counts) {
-	n := int64(people)
-	in.DetectedPeople.Record(ctx, n)
-	in.PeoplePerFrame.Record(ctx, n)
-	in.Frames.Add(ctx, 1, outcomeAttrs[telemetry.OutcomeOK])
-	add := func(inst metric.Int64Counter, kind string, v int) {
-		if v > 0 {
-			inst.Add(ctx, int64(v), kindAttrs[kind])
-		}
-	}
-	add(in.Masks, string(geom.MaskNose), c.Nose)
-	add(in.Masks, string(geom.MaskFaceKeypoints), c.FaceKeypoints)
-	add(in.Masks, string(geom.MaskHeadBox), c.HeadBox)
-	add(in.Masks, string(geom.MaskHeld), c.Held)
-	add(in.Masks, string(geom.MaskBackfilled), c.Backfilled)
-	add(in.MaskFallbacks, string(geom.MaskFaceKeypoints), c.FaceKeypoints)
-	add(in.MaskFallbacks, string(geom.MaskHeadBox), c.HeadBox)
-	add(in.MaskFallbacks, mask.FallbackRadiusFloor, c.RadiusFloor)
-}
-
-func infer(f *frame, det Detector, pe PoseEstimator) error {
-	dets, err := det.Detect(f.ctx, f.mat)
-	if err != nil {
-		return err
-	}
-	f.dets = dets
-	// Estimate runs even with nobody in the frame, so every frame's trace
-	// has the same shape and per-stage span counts equal frame counts.
-	boxes := make([]geom.Box, len(dets))
-	for i, d := range dets {
-		boxes[i] = d.Box
-	}
-	poses, err := pe.Estimate(f.ctx, f.mat, boxes)
-	if err != nil {
-		return err
-	}
-	if len(poses) != len(dets) {
-		return fmt.Errorf("pose estimator returned %d poses for %d people", len(poses), len(dets))
-	}
-	f.poses = poses
-	return nil
-}
-
-// applyMasks blacks out every mask of f (the detected people's, then
-// those tracking added) and draws the debug view; it returns the tally.
-func applyMasks(tracer trace.Tracer, f *frame, cfg StageConfig) mask.Counts {
-	_, span := tracer.Start(f.ctx, "mask")
-	defer span.End()
-	var counts mask.Counts
-	regions := make([]geom.Region, 0, len(f.people)+len(f.masks))
-	for _, p := range f.people {
-		regions = append(regions, p.Mask)
-		counts.Add(p.Mask)
-	}
-	for _, r := range f.masks {
-		regions = append(regions, r)
-		counts.Add(r)
-	}
-	mask.Apply(&f.mat, regions)
-	if cfg.Draw {
-		for _, p := range f.people {
-			mask.DrawDebug(&f.mat, p.Detection, p.Pose, p.TrackID, cfg.Mask.KptThreshold)
-		}
-	}
-	span.SetAttributes(attribute.Int("masks", len(regions)), attribute.Int("masks.held", counts.Held),
-		attribute.Int("masks.backfilled", counts.Backfilled))
-	return counts
 }

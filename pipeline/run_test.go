@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"reflect"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"gocv.io/x/gocv"
 
+	"github.com/anonymize-dev/anonymize/detect"
 	"github.com/anonymize-dev/anonymize/geom"
 	"github.com/anonymize-dev/anonymize/mask"
 	"github.com/anonymize-dev/anonymize/models"
@@ -49,15 +51,80 @@ func fakePTS(i int) time.Duration {
 	return time.Duration(i*i+i)*time.Millisecond + 7*time.Millisecond
 }
 
-// fakeDetector finds one person on odd frames.
-type fakeDetector struct{ delay time.Duration }
+// fakeDetector finds one person on odd frames. Its preparer copies the
+// frame's index (its first pixel) into the input's row and Run answers
+// from the rows, so a frame prepared into the wrong row, or a batch put
+// back together out of order, shows as a wrong mask. Delays stand in for
+// a slow CPU (prepare) and a slow GPU (run).
+type fakeDetector struct {
+	rows      int
+	prepDelay func(index int) time.Duration
+	runDelay  time.Duration
+	failPrep  int // preparing this frame fails (0: never)
+	failRun   int // the run of the batch holding this frame fails (0: never)
+	// open counts the inputs and preparers not closed; runs the model runs,
+	// maxRows the most frames in one run.
+	open, runs, maxRows atomic.Int64
+}
 
-func (d fakeDetector) Detect(ctx context.Context, frame gocv.Mat) ([]geom.Detection, error) {
-	time.Sleep(d.delay)
-	if frame.GetUCharAt(0, 0)%2 == 1 {
-		return []geom.Detection{{Box: geom.Box{X1: 2, Y1: 2, X2: 14, Y2: 14}, Score: 0.9}}, nil
+type fakeInput struct {
+	d    *fakeDetector
+	w, h int
+	vals []int
+}
+
+func (d *fakeDetector) BatchSize() int { return max(d.rows, 1) }
+
+func (d *fakeDetector) NewInput() (DetectorInput, error) {
+	d.open.Add(1)
+	return &fakeInput{d: d, vals: make([]int, d.BatchSize())}, nil
+}
+
+func (in *fakeInput) Fit(w, h int) error { in.w, in.h = w, h; return nil }
+func (in *fakeInput) Close() error       { in.d.open.Add(-1); return nil }
+
+type fakePreparer struct{ d *fakeDetector }
+
+func (d *fakeDetector) NewPreparer() (Preparer, error) {
+	d.open.Add(1)
+	return fakePreparer{d}, nil
+}
+
+func (p fakePreparer) Prepare(ctx context.Context, frame gocv.Mat, in DetectorInput, row int) error {
+	idx := int(frame.GetUCharAt(0, 0))
+	if p.d.prepDelay != nil {
+		time.Sleep(p.d.prepDelay(idx))
 	}
-	return nil, nil
+	if p.d.failPrep > 0 && idx == p.d.failPrep {
+		return errors.New("cannot resize")
+	}
+	fi := in.(*fakeInput)
+	if frame.Cols() != fi.w || frame.Rows() != fi.h {
+		return fmt.Errorf("frame %dx%d in an input fitted to %dx%d", frame.Cols(), frame.Rows(), fi.w, fi.h)
+	}
+	fi.vals[row] = idx
+	return nil
+}
+
+func (p fakePreparer) Close() error { p.d.open.Add(-1); return nil }
+
+func (d *fakeDetector) Run(ctxs []context.Context, in DetectorInput) ([][]geom.Detection, error) {
+	time.Sleep(d.runDelay)
+	d.runs.Add(1)
+	if n := int64(len(ctxs)); n > d.maxRows.Load() {
+		d.maxRows.Store(n)
+	}
+	out := make([][]geom.Detection, len(ctxs))
+	for i := range ctxs {
+		v := in.(*fakeInput).vals[i]
+		if d.failRun > 0 && v == d.failRun {
+			return nil, &detect.FrameError{Row: i, Err: errors.New("returned NaN in logits")}
+		}
+		if v%2 == 1 {
+			out[i] = []geom.Detection{{Box: geom.Box{X1: 2, Y1: 2, X2: 14, Y2: 14}, Score: 0.9}}
+		}
+	}
+	return out, nil
 }
 
 type fakePose struct{}
@@ -122,7 +189,7 @@ func TestRunStagesKeepsOrderAndMasks(t *testing.T) {
 			cfg := stageConfig()
 			cfg.Track.Hold = tt.hold
 			var results []FrameResult
-			stats, err := RunStages(context.Background(), cfg, src, fakeDetector{}, fakePose{}, sink,
+			stats, err := RunStages(context.Background(), cfg, src, &fakeDetector{}, fakePose{}, sink,
 				func(r FrameResult) { results = append(results, r) })
 			if err != nil {
 				t.Fatal(err)
@@ -161,7 +228,7 @@ func TestRunStagesMaxFrames(t *testing.T) {
 	sink := &fakeSink{failAt: -1}
 	cfg := stageConfig()
 	cfg.MaxFrames = 7
-	stats, err := RunStages(context.Background(), cfg, src, fakeDetector{}, fakePose{}, sink, nil)
+	stats, err := RunStages(context.Background(), cfg, src, &fakeDetector{}, fakePose{}, sink, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,10 +243,10 @@ func TestRunStagesBoundsMemory(t *testing.T) {
 	src := &fakeSource{n: 200}
 	sink := &fakeSink{failAt: -1, delay: 200 * time.Microsecond, src: src}
 	cfg := stageConfig()
-	if _, err := RunStages(context.Background(), cfg, src, fakeDetector{}, fakePose{}, sink, nil); err != nil {
+	if _, err := RunStages(context.Background(), cfg, src, &fakeDetector{}, fakePose{}, sink, nil); err != nil {
 		t.Fatal(err)
 	}
-	pool := int64(3*cfg.QueueSize + 4 + cfg.Track.Window)
+	pool := int64(framesInFlight(cfg, 1))
 	if sink.maxAhead > pool {
 		t.Errorf("%d frames were decoded ahead of the encoder, pool is %d", sink.maxAhead, pool)
 	}
@@ -203,7 +270,7 @@ func TestRunStagesErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			done := make(chan error)
 			go func() {
-				_, err := RunStages(context.Background(), stageConfig(), tt.src, fakeDetector{}, fakePose{}, tt.sink, nil)
+				_, err := RunStages(context.Background(), stageConfig(), tt.src, &fakeDetector{}, fakePose{}, tt.sink, nil)
 				done <- err
 			}()
 			select {
@@ -225,7 +292,7 @@ func TestRunStagesCancel(t *testing.T) {
 	var n atomic.Int64
 	done := make(chan error)
 	go func() {
-		_, err := RunStages(ctx, stageConfig(), src, fakeDetector{delay: time.Millisecond}, fakePose{}, sink,
+		_, err := RunStages(ctx, stageConfig(), src, &fakeDetector{runDelay: time.Millisecond}, fakePose{}, sink,
 			func(FrameResult) {
 				if n.Add(1) == 10 {
 					cancel()

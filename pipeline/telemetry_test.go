@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"slices"
 	"testing"
@@ -50,15 +51,23 @@ func (discardSink) WriteFrame(gocv.Mat, time.Duration) error { return nil }
 
 // TestSpanTree records the spans of a 3-frame run with the real (synthetic)
 // models: one trace per frame rooted at process_single_frame and linked to
-// the run's span, with the stage spans as children.
+// the run's span, with the stage spans as children, whether the detector
+// runs one frame at a time or in batches (of 2: frames 0 and 1 share a
+// run, frame 2 runs in a padded batch of its own).
 func TestSpanTree(t *testing.T) {
+	for _, batch := range []int{1, 2} {
+		t.Run(fmt.Sprintf("batch %d", batch), func(t *testing.T) { testSpanTree(t, batch) })
+	}
+}
+
+func testSpanTree(t *testing.T, batch int) {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	prev := otel.GetTracerProvider()
 	otel.SetTracerProvider(tp)
 	t.Cleanup(func() { otel.SetTracerProvider(prev) })
 
-	det, pe := openModels(t, testmodels.SyntheticSessions, 2)
+	det, pe := openModels(t, testmodels.SyntheticSessions, batch, 2)
 
 	// Frame 0 of the scene is empty; frames 1 and 2 hold people.
 	scene := synthclip.DefaultScene(640, 360, 3)
@@ -102,6 +111,10 @@ func TestSpanTree(t *testing.T) {
 	if len(roots) != 3 {
 		t.Fatalf("%d process_single_frame spans, want 3", len(roots))
 	}
+	slices.SortFunc(roots, func(a, b sdktrace.ReadOnlySpan) int {
+		return int(attrMap(a.Attributes())["frame.index"].(int64) - attrMap(b.Attributes())["frame.index"].(int64))
+	})
+	inferences := make([]sdktrace.ReadOnlySpan, 3)
 	traces := map[string]bool{}
 	for i, root := range roots {
 		traces[root.SpanContext().TraceID().String()] = true
@@ -120,7 +133,8 @@ func TestSpanTree(t *testing.T) {
 		}
 
 		got := names(children[root.SpanContext().SpanID().String()])
-		want := []string{"decode", "wait_for_inference", "person_detection", "pose_estimation", "wait_for_track", "track", "wait_for_encode", "mask", "encode"}
+		want := []string{"decode", "wait_for_inference", "person_detection", "wait_for_pose", "pose_estimation",
+			"wait_for_track", "track", "wait_for_encode", "mask", "encode"}
 		if !sameSet(got, want) {
 			t.Errorf("frame %d children %v, want %v", i, got, want)
 		}
@@ -128,8 +142,19 @@ func TestSpanTree(t *testing.T) {
 			sub := names(children[c.SpanContext().SpanID().String()])
 			switch c.Name() {
 			case "person_detection":
-				if !sameSet(sub, []string{"preprocess", "inference", "postprocess"}) {
+				if !sameSet(sub, []string{"preprocess", "wait_for_batch", "inference", "postprocess"}) {
 					t.Errorf("frame %d person_detection children %v", i, sub)
+				}
+				for _, s := range children[c.SpanContext().SpanID().String()] {
+					if s.Name() != "inference" {
+						continue
+					}
+					inferences[i] = s
+					a := attrMap(s.Attributes())
+					wantFrames := int64(min(batch, 3-i/batch*batch))
+					if a[detect.AttrBatchFrames] != wantFrames || a["batch.row"] != int64(i%batch) || a["batch.rows"] != int64(batch) {
+						t.Errorf("frame %d inference span %v, want %d frames in a batch of %d, row %d", i, a, wantFrames, batch, i%batch)
+					}
 				}
 				if attrMap(c.Attributes())["detections"] != int64(people[i]) {
 					t.Errorf("frame %d detections attribute %v, want %d", i, attrMap(c.Attributes())["detections"], people[i])
@@ -160,6 +185,13 @@ func TestSpanTree(t *testing.T) {
 	}
 	if len(traces) != 3 {
 		t.Errorf("%d distinct traces for 3 frames", len(traces))
+	}
+	// Frames of one batch show the one run they shared.
+	for i := 1; i < 3; i++ {
+		shared := inferences[i].StartTime().Equal(inferences[i-1].StartTime())
+		if want := i/batch == (i-1)/batch; shared != want {
+			t.Errorf("frames %d and %d share an inference run: %v, want %v", i-1, i, shared, want)
+		}
 	}
 }
 
@@ -220,7 +252,7 @@ func TestMetricsPerFrame(t *testing.T) {
 	var gauges, people []int64
 	stats, err := RunStages(context.Background(),
 		StageConfig{QueueSize: 2, Mask: mask.DefaultConfig(), Instruments: in, Track: DefaultConfig().trackConfig(30)},
-		&sceneSource{scene: scene}, det, pe, discardSink{},
+		&sceneSource{scene: scene}, DETR(det), pe, discardSink{},
 		func(r FrameResult) {
 			people = append(people, int64(len(r.People)))
 			var rm metricdata.ResourceMetrics

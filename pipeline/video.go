@@ -134,7 +134,7 @@ func (e *Engine) ProcessVideo(ctx context.Context, job Job, hooks Hooks) (res Re
 	}
 	// Buffers per video, sessions shared: videos may run concurrently on
 	// one Engine (anonymize batch --jobs).
-	det, err := detect.New(e.detSess, e.cfg.detectConfig())
+	det, err := detect.New(e.detSess, e.detectConfig())
 	if err != nil {
 		enc.Abort()
 		return res, err
@@ -156,7 +156,7 @@ func (e *Engine) ProcessVideo(ctx context.Context, job Job, hooks Hooks) (res Re
 		stages.Audit = AuditConfig{Faces: faces, Every: e.cfg.auditEvery(), Evidence: e.cfg.AuditEvidence,
 			Name: strings.TrimSuffix(filepath.Base(job.Output), filepath.Ext(job.Output))}
 	}
-	res.Stats, err = RunStages(ctx, stages, reader, det, poser, enc, hooks.Frame)
+	res.Stats, err = RunStages(ctx, stages, reader, DETR(det), poser, enc, hooks.Frame)
 	if err != nil {
 		if aerr := enc.Abort(); aerr != nil {
 			e.log.Warn("could not clean up the partial output", "error", aerr)
@@ -186,6 +186,7 @@ func (e *Engine) runAttributes(job Job, info video.Info) []attribute.KeyValue {
 		attribute.Bool("video.has_audio", info.HasAudio),
 		attribute.String("device", e.Device.String()),
 		attribute.String("execution_provider", e.Providers()),
+		attribute.Int("detector.batch", e.detBatch),
 	}
 	for _, m := range e.Models {
 		prefix := "model." + string(m.Role) + "."

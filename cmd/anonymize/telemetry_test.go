@@ -57,7 +57,8 @@ func TestTelemetryOTLPAndWandB(t *testing.T) {
 			for name, want := range map[string]int{
 				"process_single_frame": scene.Frames, "decode": scene.Frames, "person_detection": scene.Frames,
 				"pose_estimation": scene.Frames, "mask": scene.Frames, "encode": scene.Frames,
-				"wait_for_inference": scene.Frames, "wait_for_track": scene.Frames, "track": scene.Frames,
+				"wait_for_inference": scene.Frames, "wait_for_batch": scene.Frames, "wait_for_pose": scene.Frames,
+				"wait_for_track": scene.Frames, "track": scene.Frames,
 				"wait_for_encode": scene.Frames, "anonymize_video": 1,
 			} {
 				if names[name] != want {
@@ -118,6 +119,7 @@ func checkWandBRun(t *testing.T, wrun wandbtest.Run, frames int) {
 			"otel/span/decode/duration/ms", "otel/span/wait_for_inference/duration/ms",
 			"otel/span/person_detection/duration/ms", "otel/span/person_detection.preprocess/duration/ms",
 			"otel/span/person_detection.inference/duration/ms", "otel/span/person_detection.postprocess/duration/ms",
+			"otel/span/person_detection.wait_for_batch/duration/ms", "otel/span/wait_for_pose/duration/ms",
 			"otel/span/pose_estimation/duration/ms", "otel/span/pose_estimation/batches",
 			"otel/span/wait_for_track/duration/ms", "otel/span/track/duration/ms", "otel/span/track/track.held",
 			"otel/span/wait_for_encode/duration/ms", "otel/span/mask/duration/ms", "otel/span/encode/duration/ms",

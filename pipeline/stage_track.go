@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"context"
+	"fmt"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -34,17 +36,40 @@ type TrackConfig struct {
 // after they come into view.
 type tracking struct {
 	cfg     StageConfig
+	fl      *flow
 	tracker *track.Tracker
 	tracer  trace.Tracer
 	window  []*frame // frames that a backfill may still reach, oldest first
 }
 
-func newTracking(cfg StageConfig, tracer trace.Tracer) (*tracking, error) {
+func newTracking(cfg StageConfig, fl *flow) (*tracking, error) {
 	tr, err := track.New(cfg.Track.Config)
 	if err != nil {
 		return nil, err
 	}
-	return &tracking{cfg: cfg, tracker: tr, tracer: tracer}, nil
+	return &tracking{cfg: cfg, fl: fl, tracker: tr, tracer: fl.tracer}, nil
+}
+
+func (s *tracking) run(ctx context.Context, in <-chan *frame, out chan<- *frame) error {
+	defer close(out)
+	for f := range in {
+		f.waited(s.tracer, "wait_for_track")
+		done, err := s.add(f)
+		if err != nil {
+			s.fl.release(f, err)
+			s.fail(err)
+			return fmt.Errorf("frame %d: %w", f.index, err)
+		}
+		if err := s.fl.sendAll(ctx, out, done); err != nil {
+			s.fail(err)
+			return err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		s.fail(err)
+		return err
+	}
+	return s.fl.sendAll(ctx, out, s.flush())
 }
 
 // add plans f's masks, backfills the waiting frames when a track is born,
@@ -132,8 +157,8 @@ func (s *tracking) grow(b geom.Box, d time.Duration) float64 {
 
 // fail ends the spans of the waiting frames and returns their Mats, when
 // the run stops early.
-func (s *tracking) fail(err error, release func(*frame, error)) {
+func (s *tracking) fail(err error) {
 	for _, f := range s.flush() {
-		release(f, err)
+		s.fl.release(f, err)
 	}
 }
