@@ -161,14 +161,8 @@ func (p *Preparer) resize(frame gocv.Mat, ow, oh int) {
 		gocv.Resize(frame, &p.resized, image.Pt(ow, oh), 0, 0, gocv.InterpolationArea)
 		return
 	}
-	// The sigma matches the variance of Pillow's filter (a triangle of
-	// half-width s, variance s²/6, of which bilinear sampling already
-	// gives 1/6) where that is larger than 0.35 s, the best fit at
-	// scales below 2.
-	sigma := func(s float64) float64 { return max(0.35*s, math.Sqrt(max(s*s-1, 0)/6)) }
-	sigX, sigY := sigma(sx), sigma(sy)
-	kernel := func(sig float64) int { return 2*int(math.Ceil(3*sig)) + 1 }
-	gocv.GaussianBlur(frame, &p.scratch, image.Pt(kernel(sigX), kernel(sigY)), sigX, sigY, gocv.BorderReflect101)
+	sigX, sigY := blurSigma(sx), blurSigma(sy)
+	gocv.GaussianBlur(frame, &p.scratch, image.Pt(blurSize(sigX), blurSize(sigY)), sigX, sigY, gocv.BorderReflect101)
 	gocv.Resize(p.scratch, &p.resized, image.Pt(ow, oh), 0, 0, gocv.InterpolationLinear)
 }
 
@@ -255,3 +249,12 @@ func splitOutputs(outputs []ort.Value, rows int) (logits, boxes []float32, queri
 	}
 	return lt.GetData(), bt.GetData(), int(ls[1]), int(ls[2]), nil
 }
+
+// blurSigma is the Gaussian's sigma before a bilinear shrink by s: it
+// matches the variance of Pillow's filter (a triangle of half-width s,
+// variance s²/6, of which bilinear sampling already gives 1/6) where that
+// is larger than 0.35 s, the best fit at scales below 2.
+func blurSigma(s float64) float64 { return max(0.35*s, math.Sqrt(max(s*s-1, 0)/6)) }
+
+// blurSize is the Gaussian's kernel width: three sigmas each side.
+func blurSize(sigma float64) int { return 2*int(math.Ceil(3*sigma)) + 1 }

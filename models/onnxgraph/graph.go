@@ -3,7 +3,8 @@
 // No generated ONNX protobuf types are available to this module, so the
 // package encodes the few ModelProto fields it needs directly with protowire.
 // It exists to build the synthetic stand-in models the tests and the demo
-// run; it is not a general ONNX library.
+// run, and to put a small graph in front of an existing model (Prepend);
+// it is not a general ONNX library.
 //
 // A Graph collects inputs, constants, nodes and outputs in the order they are
 // added; Marshal checks that every value is defined once and before its first
@@ -25,6 +26,7 @@ type DataType int32
 // can be written as constants; Bool exists for declaring inputs and outputs.
 const (
 	Float32 DataType = 1
+	Uint8   DataType = 2
 	Int64   DataType = 7
 	Bool    DataType = 9
 )
@@ -33,6 +35,8 @@ func (t DataType) String() string {
 	switch t {
 	case Float32:
 		return "float32"
+	case Uint8:
+		return "uint8"
 	case Int64:
 		return "int64"
 	case Bool:
@@ -97,6 +101,8 @@ type Graph struct {
 	taken map[string]bool
 	seq   int
 	err   error
+	// prefix starts every generated name (see Scoped).
+	prefix string
 }
 
 // New starts an empty graph with the given name.
@@ -124,11 +130,19 @@ func (g *Graph) define(name, what string) {
 	g.taken[name] = true
 }
 
+// Scoped starts every name the graph generates (for constants, op
+// outputs and nodes) with prefix, so that a graph put in front of another
+// model (Prepend) does not take the model's names. It returns g.
+func (g *Graph) Scoped(prefix string) *Graph {
+	g.prefix = prefix
+	return g
+}
+
 // fresh returns an unused value name derived from prefix.
 func (g *Graph) fresh(prefix string) string {
 	for {
 		g.seq++
-		name := fmt.Sprintf("%s_%d", strings.ToLower(prefix), g.seq)
+		name := fmt.Sprintf("%s%s_%d", g.prefix, strings.ToLower(prefix), g.seq)
 		if !g.taken[name] {
 			return name
 		}
@@ -167,7 +181,7 @@ func (g *Graph) Const(t Tensor) string {
 // Node adds an operator of the default ONNX domain. An empty input name
 // stands for an omitted optional input, as in ONNX itself.
 func (g *Graph) Node(op string, inputs, outputs []string, attrs ...Attr) {
-	name := fmt.Sprintf("%s_%d", op, len(g.nodes))
+	name := fmt.Sprintf("%s%s_%d", g.prefix, op, len(g.nodes))
 	for _, a := range attrs {
 		if a.err != nil {
 			g.fail("node %s attribute %q: %w", name, a.name, a.err)

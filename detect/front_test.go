@@ -1,0 +1,252 @@
+package detect
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"testing"
+	"time"
+
+	ort "github.com/yalue/onnxruntime_go"
+	"go.opentelemetry.io/otel/trace/noop"
+	"gocv.io/x/gocv"
+
+	"github.com/anonymize-dev/anonymize/inference"
+	"github.com/anonymize-dev/anonymize/internal/synthclip"
+	"github.com/anonymize-dev/anonymize/internal/testmodels"
+	"github.com/anonymize-dev/anonymize/internal/testutil"
+	"github.com/anonymize-dev/anonymize/models"
+	"github.com/anonymize-dev/anonymize/models/synthetic"
+)
+
+// front runs the pre-processing graph alone on ONNX Runtime (CPU).
+type front struct {
+	sess *ort.DynamicAdvancedSession
+	cfg  Config
+}
+
+func newFront(tb testing.TB, cfg Config) *front {
+	tb.Helper()
+	model, err := frontGraph(true).Marshal(frontOpset)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &front{sess: openFronted(tb, model, models.DETRPixelValues, models.DETRPixelMask), cfg: cfg}
+}
+
+// openFronted opens a model that takes the front's inputs, on the CPU,
+// closed when the test ends.
+func openFronted(tb testing.TB, model []byte, outputs ...string) *ort.DynamicAdvancedSession {
+	tb.Helper()
+	if _, err := inference.Load(inference.LibrarySearch{Flag: testutil.ORTLib(tb)}, nil); err != nil {
+		tb.Fatal(err)
+	}
+	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(model, []string{FrontFrames, FrontSize}, outputs, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { sess.Destroy() })
+	return sess
+}
+
+// frontInputs makes the fused model's inputs for a batch of frames of
+// one size.
+func frontInputs(tb testing.TB, cfg Config, frames ...gocv.Mat) []ort.Value {
+	tb.Helper()
+	w, h := frames[0].Cols(), frames[0].Rows()
+	oh, ow := ResizeTarget(h, w, cfg.ShortSide, cfg.LongSide)
+	var px []uint8
+	for _, f := range frames {
+		b, err := f.DataPtrUint8()
+		if err != nil || !f.IsContinuous() {
+			tb.Fatalf("frame pixels: %v", err)
+		}
+		px = append(px, b...)
+	}
+	var values []ort.Value
+	add := func(v ort.Value, err error) {
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { v.Destroy() })
+		values = append(values, v)
+	}
+	add(ort.NewTensor(ort.NewShape(int64(len(frames)), int64(h), int64(w), 3), px))
+	add(ort.NewTensor(ort.NewShape(2), []int64{int64(oh), int64(ow)}))
+	return values
+}
+
+// run returns the pixel values and mask the graph computes for one frame.
+func (f *front) run(tb testing.TB, frame gocv.Mat) (pixels []float32, shape []int64, mask []int64, took time.Duration) {
+	tb.Helper()
+	outs := make([]ort.Value, 2)
+	start := time.Now()
+	if err := f.sess.Run(frontInputs(tb, f.cfg, frame), outs); err != nil {
+		tb.Fatal(err)
+	}
+	took = time.Since(start)
+	defer outs[0].Destroy()
+	defer outs[1].Destroy()
+	pv := outs[0].(*ort.Tensor[float32])
+	pm := outs[1].(*ort.Tensor[int64])
+	if ms := pm.GetShape(); len(ms) != 3 || ms[0] != 1 || ms[1] != pv.GetShape()[2] || ms[2] != pv.GetShape()[3] {
+		tb.Fatalf("pixel_mask %v for pixel_values %v", ms, pv.GetShape())
+	}
+	return append([]float32(nil), pv.GetData()...), pv.GetShape(), append([]int64(nil), pm.GetData()...), took
+}
+
+// goPath prepares one frame the way the pipeline does without the front.
+func goPath(tb testing.TB, frame gocv.Mat, cfg Config) ([]float32, *Batch, time.Duration) {
+	tb.Helper()
+	b := &Batch{rows: 1, cfg: cfg}
+	tb.Cleanup(func() { b.Close() })
+	if err := b.Fit(frame.Cols(), frame.Rows()); err != nil {
+		tb.Fatal(err)
+	}
+	p := &Preparer{tracer: noop.Tracer{}, resized: gocv.NewMat(), scratch: gocv.NewMat()}
+	defer p.Close()
+	start := time.Now()
+	if err := p.Prepare(context.Background(), frame, b, 0); err != nil {
+		tb.Fatal(err)
+	}
+	return b.pixels.GetData(), b, time.Since(start)
+}
+
+// TestFrontMatchesPillowAndGoPath: the pre-processing graph gives the
+// tensor Pillow's resize (DetrImageProcessor's) gives, within its
+// rounding, and the Go path's within about half a level of 8-bit colour,
+// on detailed frames at sizes that shrink, enlarge and keep the size. The
+// differences are in levels (0-255) per channel value.
+func TestFrontMatchesPillowAndGoPath(t *testing.T) {
+	cfg := DefaultConfig()
+	f := newFront(t, cfg)
+	for _, size := range [][2]int{{1920, 1080}, {2560, 1440}, {3840, 2160}, {1600, 900}, {1280, 720}, {1333, 750}, {720, 1280}} {
+		t.Run(fmt.Sprintf("%dx%d", size[0], size[1]), func(t *testing.T) {
+			frame := detailFrame(t, size[0], size[1])
+			defer frame.Close()
+			goPixels, b, goTook := goPath(t, frame, cfg)
+			got, shape, mask, took := f.run(t, frame)
+			if shape[2] != int64(b.inH) || shape[3] != int64(b.inW) {
+				t.Fatalf("graph resized to %dx%d, the Go path to %dx%d", shape[3], shape[2], b.inW, b.inH)
+			}
+			for _, v := range mask {
+				if v != 1 {
+					t.Fatal("pixel_mask is not all ones")
+				}
+			}
+			// Pillow's output, normalised as the Go path normalises.
+			src, _ := frame.DataPtrUint8()
+			ref := pilResize(src, size[0], size[1], int(frame.Step()), b.inW, b.inH)
+			pil := make([]float32, len(got))
+			if err := inference.PackImageNet(pil, ref, b.inW, b.inH, 3*b.inW); err != nil {
+				t.Fatal(err)
+			}
+			plane := b.inW * b.inH
+			diff := func(want []float32) (mean, worst float64) {
+				for i := range want {
+					d := math.Abs(float64(got[i]-want[i])) * 255 * float64(inference.ImageNetStd[i/plane])
+					mean += d
+					worst = max(worst, d)
+				}
+				return mean / float64(len(want)), worst
+			}
+			pilMean, pilMax := diff(pil)
+			goMean, goMax := diff(goPixels)
+			t.Logf("%dx%d to %dx%d: from Pillow mean %.3f, max %.1f levels; from the Go path mean %.3f, max %.1f; graph %v, Go path %v",
+				size[0], size[1], b.inW, b.inH, pilMean, pilMax, goMean, goMax, took.Round(time.Millisecond), goTook.Round(time.Millisecond))
+			if pilMean > 0.3 || pilMax > 1.5 {
+				t.Errorf("%.3f levels from Pillow on average (limit 0.3), %.1f at most (limit 1.5): the graph does not resize as Pillow does", pilMean, pilMax)
+			}
+			if goMean > 0.75 {
+				t.Errorf("%.3f levels from the Go path on average (limit 0.75)", goMean)
+			}
+		})
+	}
+}
+
+// TestFusedDetectsTheSame runs the synthetic DETR with the front fused in
+// on a batch of two scene frames, and the plain model through the Go path
+// on each: the same people, boxes within 2 pixels and scores within 0.02,
+// at a size that shrinks and at one kept as it is.
+func TestFusedDetectsTheSame(t *testing.T) {
+	detSess, _ := testmodels.SyntheticSessions(t)
+	cfg := DefaultConfig()
+	d, err := New(detSess, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	plain, err := synthetic.DetectorModel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fused, err := Fuse(plain, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess := openFronted(t, fused, models.DETRLogits, models.DETRPredBoxes)
+
+	for _, size := range [][2]int{{1920, 1080}, {1333, 750}} {
+		scene := synthclip.DefaultScene(size[0], size[1], 60)
+		frames := []gocv.Mat{gocv.NewMat(), gocv.NewMat()}
+		scene.Render(20, &frames[0])
+		scene.Render(40, &frames[1])
+		outs := make([]ort.Value, 2)
+		if err := sess.Run(frontInputs(t, cfg, frames...), outs); err != nil {
+			t.Fatal(err)
+		}
+		logits, boxes, queries, classes, err := splitOutputs(outs, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, frame := range frames {
+			want, err := d.Detect(context.Background(), frame)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q := queries * classes
+			got, err := Postprocess(logits[i*q:(i+1)*q], boxes[i*queries*4:(i+1)*queries*4], queries, classes, size[0], size[1], cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(want) == 0 || len(got) != len(want) {
+				t.Fatalf("%dx%d frame %d: fused found %d people, the Go path %d (want some)", size[0], size[1], i, len(got), len(want))
+			}
+			for k := range want {
+				g, w := got[k], want[k]
+				if math.Abs(float64(g.Score-w.Score)) > 0.02 || !near(g.Box.X1, w.Box.X1) || !near(g.Box.Y1, w.Box.Y1) ||
+					!near(g.Box.X2, w.Box.X2) || !near(g.Box.Y2, w.Box.Y2) {
+					t.Errorf("%dx%d frame %d person %d: fused %+v, Go path %+v", size[0], size[1], i, k, g, w)
+				}
+			}
+		}
+		for i := range 2 {
+			outs[i].Destroy()
+			frames[i].Close()
+		}
+	}
+}
+
+func near(a, b float32) bool { return math.Abs(float64(a-b)) <= 2 }
+
+// BenchmarkFront1080p times the pre-processing graph on ONNX Runtime's CPU
+// provider on a 1080p frame, to set against BenchmarkPreprocess1080p (the
+// Go path): on the CPU the front is a way to check equivalence, not a
+// speed-up; its point is a GPU, where it moves the work off the CPU.
+func BenchmarkFront1080p(b *testing.B) {
+	f := newFront(b, DefaultConfig())
+	frame := detailFrame(b, 1920, 1080)
+	defer frame.Close()
+	inputs := frontInputs(b, f.cfg, frame)
+	outs := make([]ort.Value, 2)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := f.sess.Run(inputs, outs); err != nil {
+			b.Fatal(err)
+		}
+		for _, o := range outs {
+			o.Destroy()
+		}
+		outs[0], outs[1] = nil, nil
+	}
+}
