@@ -65,7 +65,13 @@ func SettingsHash(cfg pipeline.Config, models []pipeline.ModelRef) string {
 		Draw:         cfg.Draw,
 	}
 	for _, m := range models {
-		s.Models = append(s.Models, string(m.Role)+":"+m.SHA256)
+		id := string(m.Role) + ":" + m.SHA256
+		if m.Fused {
+			// Pre-processed on the GPU, the detector's input differs by
+			// about half a level of colour: outputs may differ.
+			id += ":fused"
+		}
+		s.Models = append(s.Models, id)
 	}
 	sort.Strings(s.Models)
 	// A struct of strings, ints and bools encodes the same way every

@@ -26,6 +26,11 @@ func TestSettingsHash(t *testing.T) {
 		}, false},
 		{"model order", func(_ *pipeline.Config, m []pipeline.ModelRef) { m[0], m[1] = m[1], m[0] }, false},
 		{"detector sha256", func(_ *pipeline.Config, m []pipeline.ModelRef) { m[0].SHA256 = m[1].SHA256 }, true},
+		// The pre-processing on the GPU resizes a little differently.
+		{"pre-processing fused", func(_ *pipeline.Config, m []pipeline.ModelRef) { m[0].Fused = true }, true},
+		// --preprocess auto may resolve either way; what it resolved to counts.
+		{"pre-processing flag", func(c *pipeline.Config, _ []pipeline.ModelRef) { c.Preprocess = "fused" }, false},
+		{"detector batch", func(c *pipeline.Config, _ []pipeline.ModelRef) { c.Batch = 4 }, false},
 		{"threshold", func(c *pipeline.Config, _ []pipeline.ModelRef) { c.Threshold += 0.01 }, true},
 		{"detect size", func(c *pipeline.Config, _ []pipeline.ModelRef) { c.DetectSize += 32 }, true},
 		{"kpt threshold", func(c *pipeline.Config, _ []pipeline.ModelRef) { c.KptThreshold += 0.01 }, true},

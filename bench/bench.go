@@ -112,7 +112,8 @@ type Result struct {
 	Frames        int
 	NullModels    bool
 	Providers     string
-	Batch         int // frames per detector run
+	Batch         int    // frames per detector run
+	Preprocess    string // where the detector's input is prepared: cpu or fused
 	// PrepareWorkers is how many frames are prepared for the detector at
 	// once.
 	PrepareWorkers int
@@ -215,6 +216,7 @@ func Run(ctx context.Context, cfg Config, env pipeline.Env) (res Result, err err
 	defer engine.Close()
 	res.Providers = engine.Providers()
 	res.Batch = engine.DetectBatch()
+	res.Preprocess = engine.Preprocess()
 	res.PrepareWorkers = pipeline.DefaultPrepareWorkers(res.Batch)
 
 	clock := newStageClock()

@@ -18,8 +18,8 @@ func (r Result) WriteTable(w io.Writer) error {
 	if r.NullModels {
 		models = "null models (near-zero cost)"
 	}
-	fmt.Fprintf(w, "%d frames of %dx%d (%s), %s on %s (detector batch %d), %s -preset %s -crf %d\n\n",
-		r.Frames, r.Width, r.Height, clip, models, r.Providers, r.Batch, r.Encoder, r.Preset, r.CRF)
+	fmt.Fprintf(w, "%d frames of %dx%d (%s), %s on %s (detector batch %d, pre-processing %s), %s -preset %s -crf %d\n\n",
+		r.Frames, r.Width, r.Height, clip, models, r.Providers, r.Batch, r.Preprocess, r.Encoder, r.Preset, r.CRF)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "\t   frames/s\t       wall\t        CPU\t   peak RSS")

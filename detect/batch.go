@@ -21,11 +21,14 @@ import (
 // Batch is the model's input for up to Rows frames of one size: the
 // normalised pixels of each frame and, when the model declares it, the
 // pixel mask, which is all ones (every pixel is real: frames of one video
-// need no padding) and so is written once per size. Rows are filled by
-// Preparers, each its own row, possibly at the same time; Run reads them.
+// need no padding) and so is written once per size; or, for a model with
+// its pre-processing fused in (Fuse), the frames' bytes as decoded. Rows
+// are filled by Preparers, each its own row, possibly at the same time;
+// Run reads them.
 type Batch struct {
 	rows    int
 	hasMask bool
+	fused   bool
 	cfg     Config
 	// frameW, frameH is the size of the frames the batch was fitted to;
 	// inW, inH the model input they are resized to.
@@ -33,12 +36,13 @@ type Batch struct {
 	inW, inH       int
 	pixels         *ort.Tensor[float32]
 	mask           *ort.Tensor[int64]
+	frames         *ort.Tensor[uint8] // fused models' input
 }
 
 // NewBatch returns an empty input for the detector's batch size; Fit
 // allocates it.
 func (d *Detector) NewBatch() *Batch {
-	return &Batch{rows: d.cfg.Batch, hasMask: d.hasMask, cfg: d.cfg}
+	return &Batch{rows: d.cfg.Batch, hasMask: d.hasMask, fused: d.fused, cfg: d.cfg}
 }
 
 // Rows is how many frames the batch holds.
@@ -51,6 +55,22 @@ func (b *Batch) Fit(w, h int) error {
 		return fmt.Errorf("detect: frame size %dx%d is invalid", w, h)
 	}
 	oh, ow := ResizeTarget(h, w, b.cfg.ShortSide, b.cfg.LongSide)
+	if b.fused {
+		if b.frames != nil && b.frameW == w && b.frameH == h {
+			return nil
+		}
+		if err := b.Close(); err != nil {
+			return fmt.Errorf("detect: free input: %w", err)
+		}
+		var err error
+		b.frames, err = ort.NewEmptyTensor[uint8](ort.NewShape(int64(b.rows), int64(h), int64(w), 3))
+		if err != nil {
+			return fmt.Errorf("detect: allocate input for %d frames of %dx%d: %w", b.rows, w, h, err)
+		}
+		// The model resizes them to inW x inH itself.
+		b.frameW, b.frameH, b.inW, b.inH = w, h, ow, oh
+		return nil
+	}
 	b.frameW, b.frameH = w, h
 	if b.pixels != nil && b.inW == ow && b.inH == oh {
 		return nil
@@ -89,6 +109,10 @@ func (b *Batch) Close() error {
 		errs = append(errs, b.mask.Destroy())
 		b.mask = nil
 	}
+	if b.frames != nil {
+		errs = append(errs, b.frames.Destroy())
+		b.frames = nil
+	}
 	return errors.Join(errs...)
 }
 
@@ -119,12 +143,15 @@ func (p *Preparer) Prepare(ctx context.Context, frame gocv.Mat, b *Batch, row in
 	switch {
 	case frame.Empty() || frame.Type() != gocv.MatTypeCV8UC3:
 		return fmt.Errorf("detect: frame must be a non-empty 8-bit BGR image")
-	case b.pixels == nil:
+	case b.pixels == nil && b.frames == nil:
 		return fmt.Errorf("detect: the batch was not fitted to a frame size")
 	case frame.Cols() != b.frameW || frame.Rows() != b.frameH:
 		return fmt.Errorf("detect: frame is %dx%d, the batch was fitted to %dx%d", frame.Cols(), frame.Rows(), b.frameW, b.frameH)
 	case row < 0 || row >= b.rows:
 		return fmt.Errorf("detect: row %d of a batch of %d", row, b.rows)
+	}
+	if b.fused {
+		return b.copyFrame(frame, row)
 	}
 	src := frame
 	if b.inW != b.frameW || b.inH != b.frameH {
@@ -137,6 +164,24 @@ func (p *Preparer) Prepare(ctx context.Context, frame gocv.Mat, b *Batch, row in
 	}
 	per := 3 * b.inW * b.inH
 	return inference.PackImageNet(b.pixels.GetData()[row*per:(row+1)*per], data, b.inW, b.inH, int(src.Step()))
+}
+
+// copyFrame writes a frame's bytes into row of a fused model's input.
+func (b *Batch) copyFrame(frame gocv.Mat, row int) error {
+	data, err := frame.DataPtrUint8()
+	if err != nil {
+		return fmt.Errorf("detect: read frame pixels: %w", err)
+	}
+	line, step := 3*b.frameW, int(frame.Step())
+	dst := b.frames.GetData()[row*line*b.frameH : (row+1)*line*b.frameH]
+	if step == line {
+		copy(dst, data[:len(dst)])
+		return nil
+	}
+	for y := range b.frameH {
+		copy(dst[y*line:(y+1)*line], data[y*step:])
+	}
+	return nil
 }
 
 // resize brings frame to ow x oh in p.resized, close to what Pillow's
@@ -178,17 +223,22 @@ func (d *Detector) Run(ctxs []context.Context, b *Batch) ([][]geom.Detection, er
 	if n == 0 || n > b.rows {
 		return nil, fmt.Errorf("detect: %d frames for a batch of %d", n, b.rows)
 	}
-	if b.pixels == nil {
+	var inputs []ort.Value
+	switch {
+	case b.fused && b.frames != nil:
+		inputs = []ort.Value{b.frames}
+	case !b.fused && b.pixels != nil:
+		inputs = []ort.Value{b.pixels}
+		if b.hasMask {
+			inputs = append(inputs, b.mask)
+		}
+	default:
 		return nil, fmt.Errorf("detect: the batch was not fitted to a frame size")
-	}
-	inputs := []ort.Value{b.pixels}
-	if b.hasMask {
-		inputs = append(inputs, b.mask)
 	}
 	t0 := time.Now()
 	// Output shapes follow the batch and, for some exports, the input
-	// size: both are in the key.
-	outputs, err := d.outputs.Run(d.sess, int64(b.rows)<<48|int64(b.inH)<<24|int64(b.inW), inputs)
+	// size (which follows the frame size): both are in the key.
+	outputs, err := d.outputs.Run(d.sess, int64(b.rows)<<48|int64(b.frameH)<<24|int64(b.frameW), inputs)
 	t1 := time.Now()
 	for i, ctx := range ctxs {
 		_, span := d.tracer.Start(ctx, "inference", trace.WithTimestamp(t0), trace.WithAttributes(

@@ -52,6 +52,7 @@ type Detector struct {
 	sess    *inference.Session
 	cfg     Config
 	hasMask bool
+	fused   bool // the model takes frames (Fuse)
 	tracer  trace.Tracer
 	outputs *inference.Outputs
 
@@ -66,7 +67,7 @@ type Detector struct {
 // is looked for. Sizes the model leaves symbolic are checked on its first
 // output instead.
 func CheckModel(b models.Binding, cfg Config) error {
-	if in, ok := b.Input(models.DETRPixelValues); ok && len(in.Dims) > 0 && in.Dims[0] > 0 && in.Dims[0] != int64(max(cfg.Batch, 1)) {
+	if in, ok := batchInput(b); ok && len(in.Dims) > 0 && in.Dims[0] > 0 && in.Dims[0] != int64(max(cfg.Batch, 1)) {
 		return fmt.Errorf("person detector (DETR): %q has a fixed batch of %d, and anonymize sends %d frames a run: "+
 			"pass --batch %d, or export the model with a dynamic batch", in.Name, in.Dims[0], max(cfg.Batch, 1), in.Dims[0])
 	}
@@ -76,6 +77,15 @@ func CheckModel(b models.Binding, cfg Config) error {
 		}
 	}
 	return nil
+}
+
+// batchInput is the input whose first dimension is the batch: the frames
+// of a fused model, the pixel values of a plain one.
+func batchInput(b models.Binding) (models.TensorInfo, bool) {
+	if in, ok := b.Input(FrontFrames); ok {
+		return in, true
+	}
+	return b.Input(models.DETRPixelValues)
 }
 
 // checkClasses checks a class head of the given width against the person
@@ -107,10 +117,12 @@ func New(sess *inference.Session, cfg Config) (*Detector, error) {
 		return nil, fmt.Errorf("detector batch %d is invalid", cfg.Batch)
 	}
 	_, hasMask := sess.Binding.Input(models.DETRPixelMask)
+	_, fused := sess.Binding.Input(FrontFrames)
 	return &Detector{
 		sess:    sess,
 		cfg:     cfg,
 		hasMask: hasMask,
+		fused:   fused,
 		tracer:  otel.Tracer(tracerName),
 		outputs: inference.NewOutputs(),
 	}, nil
@@ -158,14 +170,15 @@ func (d *Detector) Detect(ctx context.Context, frame gocv.Mat) (dets []geom.Dete
 
 // ResizeTarget computes DetrImageProcessor's output size (height, width) for
 // an image of h x w: the short side becomes short unless that would push
-// the long side past long, in which case the long side becomes long.
+// the long side past long, in which case the long side becomes long. It
+// rounds as Python's round does, half to even.
 func ResizeTarget(h, w, short, long int) (oh, ow int) {
 	size := float64(short)
 	minSide, maxSide := float64(min(h, w)), float64(max(h, w))
 	raw := 0.0
 	if maxSide/minSide*size > float64(long) {
 		raw = float64(long) * minSide / maxSide
-		size = math.Round(raw)
+		size = math.RoundToEven(raw)
 	}
 	s := int(size)
 	if (h <= w && h == s) || (w <= h && w == s) {

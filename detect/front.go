@@ -6,11 +6,13 @@ import (
 	"github.com/anonymize-dev/anonymize/models/onnxgraph"
 )
 
-// The inputs of DETR with its pre-processing in front (Fuse).
-const (
-	FrontFrames = "frames"    // uint8 [N,H,W,3]: decoded BGR frames, as they are in memory
-	FrontSize   = "resize_to" // int64 [2]: the model's input height and width (ResizeTarget)
-)
+// FrontFrames is the input of DETR with its pre-processing in front
+// (Fuse): uint8 [N,H,W,3], decoded BGR frames as they are in memory.
+const FrontFrames = models.DETRFrames
+
+// FrontVersion numbers the front's graph: a fused model made by another
+// version is made again.
+const FrontVersion = 1
 
 // frontOpset is the oldest operator set the front's operators all exist
 // in with their current inputs (Range is the newest, from 11); a model
@@ -18,38 +20,40 @@ const (
 const frontOpset = 11
 
 // Fuse returns a DETR model (a serialized ONNX model) with its
-// pre-processing in front: it takes the decoded 8-bit BGR frames and the
-// size to resize them to, and computes pixel_values (and pixel_mask, when
-// the model has it) itself. Run on a GPU, a frame then crosses to it as
-// 6 MB of bytes rather than 20 MB of floats and int64, and the CPU does
-// none of the work.
-func Fuse(model []byte, hasMask bool) ([]byte, error) {
-	return frontGraph(hasMask).Prepend(model, frontOpset)
+// pre-processing for cfg's sizes in front: it takes the decoded 8-bit BGR
+// frames and computes pixel_values (and pixel_mask, when the model has
+// it) itself. Run on a GPU, a frame then crosses to it as 6 MB of bytes
+// rather than 20 MB of floats and int64, and the CPU does none of the
+// work.
+func Fuse(model []byte, hasMask bool, cfg Config) ([]byte, error) {
+	return frontGraph(hasMask, cfg).Prepend(model, frontOpset)
 }
 
 // frontGraph is the pre-processing as a graph whose outputs are DETR's
-// inputs: BGR to RGB, Pillow's bilinear resize (DetrImageProcessor's), and
-// ImageNet normalisation. The resize is Pillow's filter itself, a triangle
-// widened by the scale when shrinking, written as two matrix products
-// (rows, then columns) whose weights the graph computes from the sizes:
-// it needs no per-size constants, matches Hugging Face's pre-processing
-// more closely than OpenCV can (Pillow rounds to 8 bits between its two
-// passes; the graph does not), and is made of the operators every
-// execution provider runs best. The products spend about 23 GFLOPs on a
-// 1080p frame, most of them on zero weights: nothing for a GPU, too much
-// for a CPU, where the Go path (Preparer) is the one to use.
-func frontGraph(hasMask bool) *onnxgraph.Graph {
+// inputs: the size DetrImageProcessor resizes to, BGR to RGB, Pillow's
+// bilinear resize (DetrImageProcessor's), and ImageNet normalisation. The
+// resize is Pillow's filter itself, a triangle widened by the scale when
+// shrinking, written as two matrix products (rows, then columns) whose
+// weights the graph computes from the sizes: any frame size goes through
+// one model, it matches Hugging Face's pre-processing more closely than
+// OpenCV can (Pillow rounds to 8 bits between its two passes; the graph
+// does not), and it is made of the operators every execution provider
+// runs best. The products spend about 23 GFLOPs on a 1080p frame, most of
+// them on zero weights: nothing for a GPU, too much for a CPU, where the
+// Go path (Preparer) is the one to use.
+func frontGraph(hasMask bool, cfg Config) *onnxgraph.Graph {
 	g := onnxgraph.New("anonymize_detr_preprocess").Scoped("anonymize_preprocess/")
 	n, h, w := onnxgraph.Param("batch"), onnxgraph.Param("frame_height"), onnxgraph.Param("frame_width")
 	frames := g.Input(FrontFrames, onnxgraph.Uint8, n, h, w, onnxgraph.Fixed(3))
-	size := g.Input(FrontSize, onnxgraph.Int64, onnxgraph.Fixed(2))
 
 	pick := func(v string, i ...int64) string {
 		return g.Op("Gather", []string{v, g.Const(onnxgraph.Vector(i...))}, onnxgraph.Int("axis", 0))
 	}
 	shape := g.Op("Shape", []string{frames})
-	wx := pillowWeights(g, pick(shape, 2), pick(size, 1)) // [out width, frame width]
-	wy := pillowWeights(g, pick(shape, 1), pick(size, 0)) // [out height, frame height]
+	frameH, frameW := pick(shape, 1), pick(shape, 2)
+	outH, outW := resizeTarget(g, frameH, frameW, cfg)
+	wx := pillowWeights(g, frameW, outW) // [out width, frame width]
+	wy := pillowWeights(g, frameH, outH) // [out height, frame height]
 
 	x := g.Op("Cast", []string{frames}, onnxgraph.Int("to", int64(onnxgraph.Float32)))
 	x = g.Op("Transpose", []string{x}, onnxgraph.Ints("perm", 0, 3, 1, 2))
@@ -72,6 +76,38 @@ func frontGraph(hasMask bool) *onnxgraph.Graph {
 		g.Output(models.DETRPixelMask, onnxgraph.Int64, n, onnxgraph.Param("height"), onnxgraph.Param("width"))
 	}
 	return g
+}
+
+// resizeTarget adds to g ResizeTarget for frames of h x w (int64 [1]
+// each) and returns the output height and width (int64 [1] each). It
+// computes in float64 with the same operations in the same order as
+// ResizeTarget (and DetrImageProcessor, in Python), so it gives the same
+// sizes: in float32 the long side came out a pixel off for some frame
+// sizes, where the exact answer is a whole number.
+func resizeTarget(g *onnxgraph.Graph, h, w string, cfg Config) (outH, outW string) {
+	double := func(v string) string { return g.Op("Cast", []string{v}, onnxgraph.Int("to", int64(onnxgraph.Float64))) }
+	op := func(name string, in ...string) string { return g.Op(name, in) }
+	where := func(cond, a, b string) string { return op("Where", cond, a, b) }
+	hf, wf := double(h), double(w)
+	// Whole numbers, exact in float32.
+	short := double(g.Const(onnxgraph.Float32s(nil, float32(cfg.ShortSide))))
+	long := double(g.Const(onnxgraph.Float32s(nil, float32(cfg.LongSide))))
+	minSide, maxSide := op("Min", hf, wf), op("Max", hf, wf)
+	// The short side becomes short, unless the long side would then pass
+	// long: then the long side becomes long.
+	capped := op("Greater", op("Mul", op("Div", maxSide, minSide), short), long)
+	raw := op("Div", op("Mul", long, minSide), maxSide)
+	size := where(capped, op("Round", raw), short)
+	base := where(capped, raw, size)
+	scaled := func(side string) string { return op("Floor", op("Div", op("Mul", base, side), minSide)) }
+	wider := op("Less", wf, hf) // portrait
+	oh, ow := where(wider, scaled(hf), size), where(wider, size, scaled(wf))
+	// A frame whose short side is already the size keeps its size.
+	keep := op("Or",
+		op("And", op("Not", op("Greater", hf, wf)), op("Equal", hf, size)),
+		op("And", op("Not", op("Greater", wf, hf)), op("Equal", wf, size)))
+	toInt := func(v string) string { return g.Op("Cast", []string{v}, onnxgraph.Int("to", int64(onnxgraph.Int64))) }
+	return toInt(where(keep, hf, oh)), toInt(where(keep, wf, ow))
 }
 
 // pillowWeights adds to g the [out, in] matrix of Pillow's bilinear

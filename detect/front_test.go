@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/anonymize-dev/anonymize/internal/testmodels"
 	"github.com/anonymize-dev/anonymize/internal/testutil"
 	"github.com/anonymize-dev/anonymize/models"
+	"github.com/anonymize-dev/anonymize/models/onnxgraph"
 	"github.com/anonymize-dev/anonymize/models/synthetic"
 )
 
@@ -27,7 +30,7 @@ type front struct {
 
 func newFront(tb testing.TB, cfg Config) *front {
 	tb.Helper()
-	model, err := frontGraph(true).Marshal(frontOpset)
+	model, err := frontGraph(true, cfg).Marshal(frontOpset)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -41,7 +44,7 @@ func openFronted(tb testing.TB, model []byte, outputs ...string) *ort.DynamicAdv
 	if _, err := inference.Load(inference.LibrarySearch{Flag: testutil.ORTLib(tb)}, nil); err != nil {
 		tb.Fatal(err)
 	}
-	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(model, []string{FrontFrames, FrontSize}, outputs, nil)
+	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(model, []string{FrontFrames}, outputs, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -49,12 +52,10 @@ func openFronted(tb testing.TB, model []byte, outputs ...string) *ort.DynamicAdv
 	return sess
 }
 
-// frontInputs makes the fused model's inputs for a batch of frames of
-// one size.
-func frontInputs(tb testing.TB, cfg Config, frames ...gocv.Mat) []ort.Value {
+// frontInputs makes the fused model's input for a batch of frames of one
+// size.
+func frontInputs(tb testing.TB, frames ...gocv.Mat) []ort.Value {
 	tb.Helper()
-	w, h := frames[0].Cols(), frames[0].Rows()
-	oh, ow := ResizeTarget(h, w, cfg.ShortSide, cfg.LongSide)
 	var px []uint8
 	for _, f := range frames {
 		b, err := f.DataPtrUint8()
@@ -63,17 +64,12 @@ func frontInputs(tb testing.TB, cfg Config, frames ...gocv.Mat) []ort.Value {
 		}
 		px = append(px, b...)
 	}
-	var values []ort.Value
-	add := func(v ort.Value, err error) {
-		if err != nil {
-			tb.Fatal(err)
-		}
-		tb.Cleanup(func() { v.Destroy() })
-		values = append(values, v)
+	v, err := ort.NewTensor(ort.NewShape(int64(len(frames)), int64(frames[0].Rows()), int64(frames[0].Cols()), 3), px)
+	if err != nil {
+		tb.Fatal(err)
 	}
-	add(ort.NewTensor(ort.NewShape(int64(len(frames)), int64(h), int64(w), 3), px))
-	add(ort.NewTensor(ort.NewShape(2), []int64{int64(oh), int64(ow)}))
-	return values
+	tb.Cleanup(func() { v.Destroy() })
+	return []ort.Value{v}
 }
 
 // run returns the pixel values and mask the graph computes for one frame.
@@ -81,7 +77,7 @@ func (f *front) run(tb testing.TB, frame gocv.Mat) (pixels []float32, shape []in
 	tb.Helper()
 	outs := make([]ort.Value, 2)
 	start := time.Now()
-	if err := f.sess.Run(frontInputs(tb, f.cfg, frame), outs); err != nil {
+	if err := f.sess.Run(frontInputs(tb, frame), outs); err != nil {
 		tb.Fatal(err)
 	}
 	took = time.Since(start)
@@ -165,65 +161,144 @@ func TestFrontMatchesPillowAndGoPath(t *testing.T) {
 }
 
 // TestFusedDetectsTheSame runs the synthetic DETR with the front fused in
-// on a batch of two scene frames, and the plain model through the Go path
-// on each: the same people, boxes within 2 pixels and scores within 0.02,
-// at a size that shrinks and at one kept as it is.
+// through the detector, on batches of two scene frames, and the plain
+// model through the Go path on each: the same people, boxes within 2
+// pixels and scores within 0.02, at a size that shrinks and at one kept as
+// it is.
 func TestFusedDetectsTheSame(t *testing.T) {
-	detSess, _ := testmodels.SyntheticSessions(t)
+	plainSess, _ := testmodels.SyntheticSessions(t)
 	cfg := DefaultConfig()
-	d, err := New(detSess, cfg)
+	plain, err := New(plainSess, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
-	plain, err := synthetic.DetectorModel()
+	defer plain.Close()
+	cfg.Batch = 2
+	fused, err := New(fusedSynthetic(t, cfg), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fused, err := Fuse(plain, true)
-	if err != nil {
-		t.Fatal(err)
+	defer fused.Close()
+	if !fused.fused {
+		t.Fatal("the detector does not see the fused model's frames input")
 	}
-	sess := openFronted(t, fused, models.DETRLogits, models.DETRPredBoxes)
 
 	for _, size := range [][2]int{{1920, 1080}, {1333, 750}} {
 		scene := synthclip.DefaultScene(size[0], size[1], 60)
 		frames := []gocv.Mat{gocv.NewMat(), gocv.NewMat()}
 		scene.Render(20, &frames[0])
 		scene.Render(40, &frames[1])
-		outs := make([]ort.Value, 2)
-		if err := sess.Run(frontInputs(t, cfg, frames...), outs); err != nil {
+		b, p := fused.NewBatch(), fused.NewPreparer()
+		if err := b.Fit(size[0], size[1]); err != nil {
 			t.Fatal(err)
 		}
-		logits, boxes, queries, classes, err := splitOutputs(outs, 2)
+		ctxs := []context.Context{context.Background(), context.Background()}
+		for i, f := range frames {
+			if err := p.Prepare(ctxs[i], f, b, i); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := fused.Run(ctxs, b)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for i, frame := range frames {
-			want, err := d.Detect(context.Background(), frame)
+			want, err := plain.Detect(context.Background(), frame)
 			if err != nil {
 				t.Fatal(err)
 			}
-			q := queries * classes
-			got, err := Postprocess(logits[i*q:(i+1)*q], boxes[i*queries*4:(i+1)*queries*4], queries, classes, size[0], size[1], cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(want) == 0 || len(got) != len(want) {
-				t.Fatalf("%dx%d frame %d: fused found %d people, the Go path %d (want some)", size[0], size[1], i, len(got), len(want))
+			if len(want) == 0 || len(got[i]) != len(want) {
+				t.Fatalf("%dx%d frame %d: fused found %d people, the Go path %d (want some)", size[0], size[1], i, len(got[i]), len(want))
 			}
 			for k := range want {
-				g, w := got[k], want[k]
+				g, w := got[i][k], want[k]
 				if math.Abs(float64(g.Score-w.Score)) > 0.02 || !near(g.Box.X1, w.Box.X1) || !near(g.Box.Y1, w.Box.Y1) ||
 					!near(g.Box.X2, w.Box.X2) || !near(g.Box.Y2, w.Box.Y2) {
 					t.Errorf("%dx%d frame %d person %d: fused %+v, Go path %+v", size[0], size[1], i, k, g, w)
 				}
 			}
 		}
-		for i := range 2 {
-			outs[i].Destroy()
-			frames[i].Close()
+		b.Close()
+		p.Close()
+		frames[0].Close()
+		frames[1].Close()
+	}
+}
+
+// fusedSynthetic opens the synthetic DETR with the front fused in, on the
+// CPU, closed when the test ends.
+func fusedSynthetic(t *testing.T, cfg Config) *inference.Session {
+	t.Helper()
+	plain, err := synthetic.DetectorModel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	model, err := Fuse(plain, true, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "detr_fused.onnx")
+	if err := os.WriteFile(path, model, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rt, err := inference.Load(inference.LibrarySearch{Flag: testutil.ORTLib(t)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := rt.OpenSession(inference.SessionOptions{Role: "detector", Path: path, Contract: models.DETRFused,
+		Device: inference.Device{Kind: inference.DeviceCPU}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sess.Close() })
+	return sess
+}
+
+// TestFrontResizeTarget: the size the front computes in float32 is the
+// one ResizeTarget computes, for landscape and portrait frames, frames
+// already at the size, and other --detect-size values.
+func TestFrontResizeTarget(t *testing.T) {
+	for _, cfg := range []Config{DefaultConfig(), {ShortSide: 640, LongSide: 1066}, {ShortSide: 512, LongSide: 853}} {
+		g := onnxgraph.New("size")
+		hw := g.Input("hw", onnxgraph.Int64, onnxgraph.Fixed(2))
+		pick := func(i int64) string {
+			return g.Op("Gather", []string{hw, g.Const(onnxgraph.Vector(i))}, onnxgraph.Int("axis", 0))
 		}
+		oh, ow := resizeTarget(g, pick(0), pick(1), cfg)
+		g.Node("Concat", []string{oh, ow}, []string{"out"}, onnxgraph.Int("axis", 0))
+		g.Output("out", onnxgraph.Int64, onnxgraph.Fixed(2))
+		model, err := g.Marshal(frontOpset)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := inference.Load(inference.LibrarySearch{Flag: testutil.ORTLib(t)}, nil); err != nil {
+			t.Fatal(err)
+		}
+		sess, err := ort.NewDynamicAdvancedSessionWithONNXData(model, []string{"hw"}, []string{"out"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sizes := [][2]int{{1080, 1920}, {1920, 1080}, {720, 1280}, {2160, 3840}, {1440, 2560}, {576, 768}, {528, 720},
+			{750, 1333}, {800, 1200}, {799, 1199}, {801, 3000}, {360, 640}, {1081, 1921}, {17, 4000}, {4000, 17}}
+		for h := 100; h <= 2200; h += 37 {
+			sizes = append(sizes, [2]int{h, h*16/9 + h%7}, [2]int{h*4/3 - h%5, h})
+		}
+		for _, hwv := range sizes {
+			in, _ := ort.NewTensor(ort.NewShape(2), []int64{int64(hwv[0]), int64(hwv[1])})
+			outs := []ort.Value{nil}
+			if err := sess.Run([]ort.Value{in}, outs); err != nil {
+				t.Fatal(err)
+			}
+			got := outs[0].(*ort.Tensor[int64]).GetData()
+			wh, ww := ResizeTarget(hwv[0], hwv[1], cfg.ShortSide, cfg.LongSide)
+			if got[0] != int64(wh) || got[1] != int64(ww) {
+				t.Errorf("short %d long %d, %dx%d frame: the graph resizes to %dx%d, ResizeTarget to %dx%d",
+					cfg.ShortSide, cfg.LongSide, hwv[1], hwv[0], got[1], got[0], ww, wh)
+			}
+			in.Destroy()
+			outs[0].Destroy()
+		}
+		sess.Destroy()
 	}
 }
 
@@ -237,7 +312,7 @@ func BenchmarkFront1080p(b *testing.B) {
 	f := newFront(b, DefaultConfig())
 	frame := detailFrame(b, 1920, 1080)
 	defer frame.Close()
-	inputs := frontInputs(b, f.cfg, frame)
+	inputs := frontInputs(b, frame)
 	outs := make([]ort.Value, 2)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

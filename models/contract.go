@@ -19,6 +19,7 @@ type DType string
 const (
 	Float32 DType = "float32"
 	Int64   DType = "int64"
+	Uint8   DType = "uint8"
 )
 
 // TensorSpec is one input or output of a contract.
@@ -235,6 +236,9 @@ const (
 	DETRPixelMask   = "pixel_mask"
 	DETRLogits      = "logits"
 	DETRPredBoxes   = "pred_boxes"
+	// DETRFrames is the input of a DETR with its pre-processing fused in
+	// front (detect.Fuse): decoded 8-bit BGR frames.
+	DETRFrames = "frames"
 )
 
 // DETR is the contract of facebook/detr-resnet-50 exported to ONNX: dynamic
@@ -252,6 +256,14 @@ var DETR = Contract{
 		{Name: DETRLogits, DType: Float32, Dims: []int64{Dynamic, Dynamic, Dynamic}},
 		{Name: DETRPredBoxes, DType: Float32, Dims: []int64{Dynamic, Dynamic, 4}},
 	},
+}
+
+// DETRFused is the contract of a DETR model with its pre-processing fused
+// in front (detect.Fuse): frames of any size in, DETR's outputs out.
+var DETRFused = Contract{
+	Model:   "person detector (DETR, pre-processing fused in)",
+	Inputs:  []TensorSpec{{Name: DETRFrames, DType: Uint8, Dims: []int64{Dynamic, Dynamic, Dynamic, 3}, Free: []int{1, 2}}},
+	Outputs: DETR.Outputs,
 }
 
 // Pose input size of TransPose tph_a4_256x192 and the 4x smaller heatmaps.

@@ -26,6 +26,7 @@ type Config struct {
 	DetectorModel string // --detector-model
 	PoseModel     string // --pose-model
 	TRTCache      string // --trt-cache ("": the user cache folder)
+	Preprocess    string // --preprocess: auto, cpu or fused
 
 	Threshold    float64       // --threshold
 	PersonClass  int           // --person-class (0: the COCO label set)
@@ -59,6 +60,7 @@ func DefaultConfig() Config {
 	d, p, m, t := detect.DefaultConfig(), pose.DefaultConfig(), mask.DefaultConfig(), track.DefaultConfig()
 	return Config{
 		Device:       "auto",
+		Preprocess:   PreprocessAuto,
 		Threshold:    d.Threshold,
 		TrackLow:     t.Low,
 		Hold:         t.Hold,
@@ -130,6 +132,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--frames %d: must not be negative", c.Frames)
 	case c.EncoderThreads < 0 || c.EncoderThreads > 256:
 		return fmt.Errorf("--encoder-threads %d: must be between 0 (the encoder's choice) and 256", c.EncoderThreads)
+	}
+	if !slices.Contains([]string{PreprocessAuto, PreprocessCPU, PreprocessFused}, c.Preprocess) {
+		return fmt.Errorf("--preprocess %q: use auto, cpu or fused", c.Preprocess)
 	}
 	if _, err := video.ParseCodec(c.Encoder); err != nil {
 		return fmt.Errorf("--encoder: %w", err)

@@ -39,6 +39,9 @@ type ModelRef struct {
 	// Null marks a synthetic model that answers the same whatever the
 	// picture (synthetic.NullDetectorModel): for benchmarks only.
 	Null bool
+	// Fused marks a detector run with its pre-processing fused in front
+	// (--preprocess); Path and SHA256 are still the model's own.
+	Fused bool
 }
 
 // Engine holds what is loaded once per run and reused for every frame and
@@ -104,7 +107,7 @@ func NewEngine(cfg Config, env Env) (_ *Engine, err error) {
 			e.Close()
 		}
 	}()
-	if e.detSess, err = e.open(models.RoleDetector, detPath, models.DETR); err != nil {
+	if e.detSess, err = e.openDetector(detPath); err != nil {
 		return nil, err
 	}
 	e.detBatch = cfg.detectBatch(e.detSess.Provider)
@@ -192,6 +195,17 @@ func (e *Engine) detectConfig() detect.Config { return e.cfg.detectConfig(e.detB
 // DetectBatch is how many frames go through the detector in one run.
 func (e *Engine) DetectBatch() int { return e.detBatch }
 
+// Preprocess says where the detector's input is prepared: PreprocessFused
+// (in the model, on its device) or PreprocessCPU.
+func (e *Engine) Preprocess() string {
+	for _, m := range e.Models {
+		if m.Role == models.RoleDetector && m.Fused {
+			return PreprocessFused
+		}
+	}
+	return PreprocessCPU
+}
+
 // poseConfig is the pose estimator's configuration for the loaded model.
 func (e *Engine) poseConfig() pose.Config {
 	c := e.cfg.poseConfig()
@@ -205,6 +219,13 @@ func (e *Engine) open(role models.Role, path string, contract models.Contract) (
 	if err != nil {
 		return nil, fmt.Errorf("%s model: %w", role, err)
 	}
+	return e.openAs(ModelRef{Role: role, Path: path, SHA256: sum}, path, contract)
+}
+
+// openAs opens the model file at path, derived from the model ref
+// describes (or that model itself), and records ref as loaded.
+func (e *Engine) openAs(ref ModelRef, path string, contract models.Contract) (*inference.Session, error) {
+	role := ref.Role
 	opts := inference.SessionOptions{Role: string(role), Path: path, Contract: contract, Device: e.Device}
 	if e.Device.Kind == inference.DeviceTensorRT {
 		dir, err := e.trtCache()
@@ -217,11 +238,10 @@ func (e *Engine) open(role models.Role, path string, contract models.Contract) (
 	if err != nil {
 		return nil, err
 	}
-	e.Models = append(e.Models, ModelRef{
-		Role: role, Path: path, SHA256: sum, Provider: s.Provider,
-		Synthetic: s.Meta[synthetic.MetadataKey] == "true",
-		Null:      s.Meta[synthetic.NullMetadataKey] == "true",
-	})
+	ref.Provider = s.Provider
+	ref.Synthetic = s.Meta[synthetic.MetadataKey] == "true"
+	ref.Null = s.Meta[synthetic.NullMetadataKey] == "true"
+	e.Models = append(e.Models, ref)
 	return s, nil
 }
 
@@ -259,6 +279,10 @@ func (e *Engine) trtProfile(role models.Role) func(models.Binding) []inference.S
 				out = append(out, inference.ShapeRange{Input: in.Name,
 					Min: []int64{n, 3, 32, 32}, Opt: []int64{n, 3, int64(d.ShortSide), int64(d.LongSide)},
 					Max: []int64{n, 3, int64(d.LongSide), int64(d.LongSide)}})
+			case role == models.RoleDetector && in.Name == models.DETRFrames:
+				// Frames as decoded, up to 4K in either orientation.
+				out = append(out, inference.ShapeRange{Input: in.Name,
+					Min: []int64{n, 32, 32, 3}, Opt: []int64{n, 1080, 1920, 3}, Max: []int64{n, maxFrameSide, maxFrameSide, 3}})
 			case role == models.RoleDetector && in.Name == models.DETRPixelMask:
 				out = append(out, inference.ShapeRange{Input: in.Name,
 					Min: []int64{n, 32, 32}, Opt: []int64{n, int64(d.ShortSide), int64(d.LongSide)},
@@ -313,10 +337,11 @@ func (e *Engine) Runtime() Runtime {
 // config: the device, each model's file, sha256 and execution provider.
 func (e *Engine) RunConfig() map[string]any {
 	cfg := map[string]any{
-		"device.resolved":    e.Device.String(),
-		"execution_provider": e.Providers(),
-		"onnxruntime":        e.ORT.Version,
-		"detector.batch":     e.detBatch,
+		"device.resolved":     e.Device.String(),
+		"execution_provider":  e.Providers(),
+		"onnxruntime":         e.ORT.Version,
+		"detector.batch":      e.detBatch,
+		"detector.preprocess": e.Preprocess(),
 	}
 	for _, m := range e.Models {
 		prefix := "model." + string(m.Role) + "."

@@ -66,6 +66,10 @@ func TestTensorRTProfile(t *testing.T) {
 	if det := e.trtProfile(models.RoleDetector)(detInputs); fmt.Sprint(det[0]) != "{pixel_values [2 3 32 32] [2 3 800 1333] [2 3 1333 1333]}" {
 		t.Errorf("detector profile with --batch 2: %v", det)
 	}
+	fused := e.trtProfile(models.RoleDetector)(models.Binding{Inputs: []models.TensorInfo{{Name: models.DETRFrames, Dims: []int64{-1, -1, -1, 3}}}})
+	if fmt.Sprint(fused) != "[{frames [2 32 32 3] [2 1080 1920 3] [2 3840 3840 3]}]" {
+		t.Errorf("fused detector profile %v", fused)
+	}
 	pose := e.trtProfile(models.RolePose)(models.Binding{Inputs: []models.TensorInfo{{Name: "x", Dims: []int64{-1, 3, 256, 192}}}})
 	if fmt.Sprint(pose) != "[{x [1 3 256 192] [8 3 256 192] [12 3 256 192]}]" {
 		t.Errorf("pose profile %v", pose)

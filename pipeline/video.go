@@ -187,6 +187,7 @@ func (e *Engine) runAttributes(job Job, info video.Info) []attribute.KeyValue {
 		attribute.String("device", e.Device.String()),
 		attribute.String("execution_provider", e.Providers()),
 		attribute.Int("detector.batch", e.detBatch),
+		attribute.String("detector.preprocess", e.Preprocess()),
 	}
 	for _, m := range e.Models {
 		prefix := "model." + string(m.Role) + "."

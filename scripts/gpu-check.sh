@@ -71,32 +71,39 @@ fi
 work="$(mktemp -d)"
 trap 'kill ${sampler:-} 2>/dev/null || true; rm -rf "${work}"' EXIT
 sampler=""
-# CUDA, then TensorRT (fp16; its engines are built when the models load,
-# before the timed run, and cached for the next time).
-devices=("${device}")
+# CUDA with the detector's pre-processing fused into it (what auto does on
+# a GPU), CUDA with it on the CPU (--preprocess cpu, to compare), then
+# TensorRT (fp16; its engines are built when the models load, before the
+# timed run, and cached for the next time).
+runs=("${device}")
 if [[ ${device} == cuda ]]; then
-	devices=(cuda tensorrt)
+	runs=(cuda cuda+cpu-preprocess tensorrt)
 fi
-for dev in "${devices[@]}"; do
+for run in "${runs[@]}"; do
+	dev="${run%%+*}"
+	extra=()
+	if [[ ${run} == *+cpu-preprocess ]]; then
+		extra=(--preprocess cpu)
+	fi
 	if [[ ${device} == cuda ]]; then
 		nvidia-smi --query-gpu=utilization.gpu,utilization.memory,memory.used --format=csv,noheader,nounits -lms 250 \
-			>"${work}/gpu-${dev}.csv" 2>/dev/null &
+			>"${work}/gpu-${run}.csv" 2>/dev/null &
 		sampler=$!
 	fi
 	echo
-	echo "== bench (--device ${dev}, ${frames} frames of 1080p, audit off)"
-	bin/anonymize bench --device "${dev}" --trt-cache "${work}/trt" --frames "${frames}" --audit off \
+	echo "== bench (--device ${dev} ${extra[*]}, ${frames} frames of 1080p, audit off)"
+	bin/anonymize bench --device "${dev}" "${extra[@]}" --trt-cache "${work}/trt" --frames "${frames}" --audit off \
 		--work-dir "${work}/bench" "${models[@]}" 2>&1 |
 		grep -v '^anonymize: \(run\|generating\|model loaded\|null model\)' || true
 	if [[ -n "${sampler}" ]]; then
 		kill "${sampler}" 2>/dev/null || true
 		wait "${sampler}" 2>/dev/null || true
 		sampler=""
-		echo "GPU during the ${dev} benchmark (nvidia-smi every 250 ms, over the ffmpeg and anonymize runs):"
+		echo "GPU during the ${run} benchmark (nvidia-smi every 250 ms, over the ffmpeg and anonymize runs):"
 		awk -F', *' 'NF >= 3 { n++; u += $1; if ($1 > umax) umax = $1; if ($3 > mmax) mmax = $3 }
 			END { if (n == 0) { print "no samples"; exit }
 				printf "utilisation: mean %.0f%%, max %d%% over %d samples; memory used: max %d MiB\n", u / n, umax, n, mmax }' \
-			"${work}/gpu-${dev}.csv"
+			"${work}/gpu-${run}.csv"
 	fi
 done
 

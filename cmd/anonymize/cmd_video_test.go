@@ -45,7 +45,7 @@ func TestNewCmdVideoFlags(t *testing.T) {
 			name: "every flag",
 			args: []string{"--device", "cuda:1", "--ort-lib", "/x/libonnxruntime.so", "--models-dir", "/m",
 				"--detector-model", "d.onnx", "--pose-model", "p.onnx", "--threshold", "0.8", "--detect-size", "640",
-				"--batch", "8", "--pose-batch", "4", "--kpt-threshold", "0.5", "--mask-scale", "1.3", "--crf", "23", "--preset", "slow",
+				"--batch", "8", "--preprocess", "fused", "--pose-batch", "4", "--kpt-threshold", "0.5", "--mask-scale", "1.3", "--crf", "23", "--preset", "slow",
 				"--audio", "drop", "--subtitles", "drop", "--frames", "10", "--draw", "--overwrite", "-q",
 				"--encoder", "hevc_nvenc", "--encoder-threads", "6", "a.mov", "b.mkv"},
 			want: func(o *VideoOptions) {
@@ -55,12 +55,13 @@ func TestNewCmdVideoFlags(t *testing.T) {
 				c.Device, c.ORTLib, c.ModelsDir, c.DetectorModel, c.PoseModel = "cuda:1", "/x/libonnxruntime.so", "/m", "d.onnx", "p.onnx"
 				c.Threshold, c.DetectSize, c.PoseBatch, c.KptThreshold, c.MaskScale = 0.8, 640, 4, 0.5, 1.3
 				c.CRF, c.Preset, c.Audio, c.Subtitles, c.Frames, c.Draw = 23, "slow", "drop", "drop", 10, true
-				c.Encoder, c.EncoderThreads, c.Batch = "hevc_nvenc", 6, 8
+				c.Encoder, c.EncoderThreads, c.Batch, c.Preprocess = "hevc_nvenc", 6, 8, "fused"
 			},
 		},
 		{name: "one argument", args: []string{"in.mp4"}, wantErr: "accepts 2 arg(s)"},
 		{name: "bad device", args: []string{"--device", "tpu", "a", "b"}, wantErr: "--device"},
 		{name: "threshold above 1", args: []string{"--threshold", "1.5", "a", "b"}, wantErr: "--threshold 1.5"},
+		{name: "unknown preprocess", args: []string{"--preprocess", "gpu", "a", "b"}, wantErr: "--preprocess \"gpu\": use auto, cpu or fused"},
 		{name: "batch too large", args: []string{"--batch", "65", "a", "b"}, wantErr: "--batch 65"},
 		{name: "zero pose batch", args: []string{"--pose-batch", "0", "a", "b"}, wantErr: "--pose-batch 0"},
 		{name: "crf out of range", args: []string{"--crf", "60", "a", "b"}, wantErr: "--crf 60"},

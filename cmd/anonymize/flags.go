@@ -28,6 +28,8 @@ func addPipelineFlags(fs *pflag.FlagSet, c *pipeline.Config) {
 	fs.DurationVar(&c.Hold, "hold", c.Hold, "how long a tracked person the detector misses keeps a mask where they are predicted to be, and how far back a person first detected late is masked too (0: off)")
 	fs.IntVar(&c.PersonClass, "person-class", c.PersonClass, "index of the person class in the detector's class head, for a model not trained on COCO's 92-class label set (0: COCO, where person is 1)")
 	fs.IntVar(&c.DetectSize, "detect-size", c.DetectSize, "short side of the detector input in pixels (the long side is capped at 1333/800 of it)")
+	fs.StringVar(&c.Preprocess, "preprocess", c.Preprocess, "where the detector's input is resized and normalised: cpu (in Go), fused (inside the detector model, on its device: "+
+		"frames go to the GPU as bytes; made once per model and kept in the user cache folder) or auto (fused on a GPU, cpu on the CPU, where the fused graph is slow)")
 	fs.IntVar(&c.Batch, "batch", c.Batch, fmt.Sprintf("frames per person-detector run (0: %d on a GPU, 1 on the CPU, where batches gain nothing); "+
 		"the detector holds 3 inputs of this many frames (12 MB a frame at the default --detect-size) and the next batch is prepared while one runs", pipeline.DefaultGPUBatch))
 	fs.IntVar(&c.PoseBatch, "pose-batch", c.PoseBatch, "most people sent through the pose model at once (lower it if the GPU runs out of memory on crowds); on a GPU batches are padded to 1, 2, 4, 8, ... crops so the model sees few input shapes")

@@ -29,6 +29,7 @@ const (
 	Uint8   DataType = 2
 	Int64   DataType = 7
 	Bool    DataType = 9
+	Float64 DataType = 11
 )
 
 func (t DataType) String() string {
@@ -41,6 +42,8 @@ func (t DataType) String() string {
 		return "int64"
 	case Bool:
 		return "bool"
+	case Float64:
+		return "float64"
 	}
 	return fmt.Sprintf("DataType(%d)", int32(t))
 }
