@@ -25,8 +25,9 @@ const maxFrameSide = 3840
 // openDetector opens the detector model at path, with its pre-processing
 // fused in front when --preprocess asks for it or, under auto, when the
 // device is a GPU. Fused on the CPU, the pre-processing costs about
-// 0.7 s a 1080p frame (it is written for a GPU), so auto keeps the plain
-// model wherever the detector turns out to run on the CPU.
+// 0.2 s a 1080p frame on 2 cores, 34 times the Go path (it is written for
+// a GPU), so auto keeps the plain model wherever the detector turns out
+// to run on the CPU.
 func (e *Engine) openDetector(path string) (*inference.Session, error) {
 	mode := e.cfg.Preprocess
 	if mode == PreprocessCPU || (mode == PreprocessAuto && e.Device.Kind == inference.DeviceCPU) {
