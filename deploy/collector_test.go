@@ -232,20 +232,34 @@ func (c *collector) scrape(t *testing.T) map[string]*dto.MetricFamily {
 
 // sampleValue returns the value of the series of family whose labels
 // include want, summed over matching series (counter or histogram count).
+// hasSeries reports whether fam has a series with the wanted labels.
+func hasSeries(fam *dto.MetricFamily, want map[string]string) bool {
+	for _, m := range fam.GetMetric() {
+		if matches(m, want) {
+			return true
+		}
+	}
+	return false
+}
+
+// matches reports whether a series has the wanted labels.
+func matches(m *dto.Metric, want map[string]string) bool {
+	labels := map[string]string{}
+	for _, l := range m.GetLabel() {
+		labels[l.GetName()] = l.GetValue()
+	}
+	for k, v := range want {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
 func sampleValue(fam *dto.MetricFamily, want map[string]string) float64 {
 	var sum float64
 	for _, m := range fam.GetMetric() {
-		labels := map[string]string{}
-		for _, l := range m.GetLabel() {
-			labels[l.GetName()] = l.GetValue()
-		}
-		match := true
-		for k, v := range want {
-			if labels[k] != v {
-				match = false
-			}
-		}
-		if !match {
+		if !matches(m, want) {
 			continue
 		}
 		switch {
@@ -290,14 +304,31 @@ func TestCollectorIntegration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(anonymizeBinary(t), "video", "-q", "--device", "cpu", "--detector-model", det, "--pose-model", pose,
-		clip, filepath.Join(dir, "out.mp4"))
-	cmd.Env = append(os.Environ(), "ANONYMIZE_ORT_LIB="+ortLib, "ANONYMIZE_AUDIT_MODEL="+testutil.AuditModel(t),
-		"OTEL_EXPORTER_OTLP_ENDPOINT=http://"+col.otlpHTTP, "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("anonymize: %v\n%s", err, out)
-	} else if strings.Contains(string(out), "telemetry incomplete") {
-		t.Fatalf("anonymize could not deliver its telemetry to the Collector:\n%s", out)
+	// Two processes at once, as the pods of a sharded batch run: each must
+	// keep its own series.
+	const runs = 2
+	errs := make(chan error, runs)
+	for i := range runs {
+		cmd := exec.Command(anonymizeBinary(t), "video", "-q", "--device", "cpu", "--detector-model", det, "--pose-model", pose,
+			clip, filepath.Join(dir, fmt.Sprintf("out%d.mp4", i)))
+		cmd.Env = append(os.Environ(), "ANONYMIZE_ORT_LIB="+ortLib, "ANONYMIZE_AUDIT_MODEL="+testutil.AuditModel(t),
+			"OTEL_EXPORTER_OTLP_ENDPOINT=http://"+col.otlpHTTP, "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf")
+		go func() {
+			out, err := cmd.CombinedOutput()
+			switch {
+			case err != nil:
+				errs <- fmt.Errorf("anonymize: %v\n%s", err, out)
+			case strings.Contains(string(out), "telemetry incomplete"):
+				errs <- fmt.Errorf("anonymize could not deliver its telemetry to the Collector:\n%s", out)
+			default:
+				errs <- nil
+			}
+		}()
+	}
+	for range runs {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	// CI has no GPU: the GPU gauges are produced by the same code anonymize
@@ -305,7 +336,7 @@ func TestCollectorIntegration(t *testing.T) {
 	exportFakeGPUMetrics(t, "http://"+col.otlpHTTP)
 
 	// The span metrics connector flushes every second; wait for every frame.
-	frames := float64(scene.Frames)
+	frames := float64(runs * scene.Frames)
 	var fams map[string]*dto.MetricFamily
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -342,9 +373,29 @@ func TestCollectorIntegration(t *testing.T) {
 			}
 		}
 		if f := fams["anonymize_frames_total"]; f != nil {
+			// Summed over the processes' series: one series for both
+			// would hold the last writer's count only.
 			if got := sampleValue(f, map[string]string{"outcome": "ok"}); got != frames {
-				t.Errorf("anonymize_frames_total{outcome=ok} = %v, want %v", got, frames)
+				t.Errorf("anonymize_frames_total{outcome=ok} = %v, want %v (both runs' frames)", got, frames)
 			}
+			instances := map[string]bool{}
+			for _, m := range f.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "instance" {
+						instances[l.GetValue()] = true
+					}
+				}
+			}
+			if len(instances) != runs {
+				t.Errorf("anonymize_frames_total has %d instances %v, want one per run (%d)", len(instances), instances, runs)
+			}
+			// A series exists from the start, at 0 until a frame fails.
+			if !hasSeries(f, map[string]string{"outcome": "failed"}) {
+				t.Errorf("anonymize_frames_total has no outcome=failed series: a failure panel would read No data")
+			}
+		}
+		if f := fams["target_info"]; f == nil || len(f.GetMetric()) < runs {
+			t.Errorf("target_info: %v, want a series per run", f)
 		}
 		for _, name := range []string{"hw_gpu_utilization_ratio", "hw_gpu_memory_usage_bytes", "hw_gpu_memory_limit_bytes",
 			"anonymize_process_gpu_memory_usage_bytes"} {
@@ -355,7 +406,7 @@ func TestCollectorIntegration(t *testing.T) {
 	})
 
 	t.Run("traces nest as designed", func(t *testing.T) {
-		checkNesting(t, col.jaeger, scene.Frames)
+		checkNesting(t, col.jaeger, runs*scene.Frames)
 		data, err := os.ReadFile(col.traces)
 		if err != nil || !bytes.Contains(data, []byte(`"process_single_frame"`)) {
 			t.Errorf("the file exporter wrote no frame spans to %s: %v", col.traces, err)

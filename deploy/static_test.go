@@ -186,10 +186,8 @@ func TestCompose(t *testing.T) {
 				continue
 			}
 			mounts[name] = append(mounts[name], v.Target)
-			// ./data is the user's video folder; Docker creates it.
-			if v.Source == filepath.Join(root, "data") {
-				continue
-			}
+			// ./data is the user's video folder: it is in the repository
+			// (empty but for .gitkeep), so Docker does not create it as root.
 			if _, err := os.Stat(v.Source); err != nil {
 				t.Errorf("service %s mounts %s, which does not exist", name, v.Source)
 			}
@@ -217,6 +215,17 @@ func TestCompose(t *testing.T) {
 	}
 	if ep := job.Environment["OTEL_EXPORTER_OTLP_ENDPOINT"]; ep == nil || !strings.Contains(*ep, "otel-collector:4317") {
 		t.Errorf("anonymize does not export to the collector")
+	}
+	// The job writes ./data as the invoking user, and keeps its caches
+	// there: the image's user owns nothing in a fresh clone.
+	if job.User != "1000:1000" {
+		t.Errorf("anonymize runs as %q, want the invoking user (ANONYMIZE_USER, 1000:1000 by default)", job.User)
+	}
+	if c := job.Environment["XDG_CACHE_HOME"]; c == nil || !strings.HasPrefix(*c, "/data/") {
+		t.Errorf("anonymize's cache folder %v is not under /data, which its user can write", c)
+	}
+	if _, err := os.Stat(filepath.Join(root, "data", ".gitkeep")); err != nil {
+		t.Errorf("./data is not in the repository: Docker would create it owned by root: %v", err)
 	}
 
 	// Each service reads its configuration where it is mounted.

@@ -260,6 +260,7 @@ func RunStages(ctx context.Context, cfg StageConfig, src FrameSource, det Detect
 			return stats, fmt.Errorf("create metrics: %w", err)
 		}
 	}
+	startCounters(ctx, in)
 	rows := max(det.BatchSize(), 1)
 	fl := &flow{tracer: otel.Tracer(tracerName), in: in, free: make(chan gocv.Mat, framesInFlight(cfg, rows))}
 	for range cap(fl.free) {

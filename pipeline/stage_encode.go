@@ -114,6 +114,31 @@ func attrOptions(key string, values ...string) map[string]metric.MeasurementOpti
 	return out
 }
 
+// Series of the counters a run can add to, by instrument.
+var (
+	maskKinds     = []string{string(geom.MaskNose), string(geom.MaskFaceKeypoints), string(geom.MaskHeadBox), string(geom.MaskHeld), string(geom.MaskBackfilled)}
+	fallbackKinds = []string{string(geom.MaskFaceKeypoints), string(geom.MaskHeadBox), mask.FallbackRadiusFloor}
+	outcomes      = []string{telemetry.OutcomeOK, telemetry.OutcomeFailed, telemetry.OutcomeCancelled}
+)
+
+// startCounters adds 0 to every series of the run's counters before its
+// first frame. A series otherwise appears at its first increment, so a
+// query over a short run found no rate at all (rate() needs two points),
+// and "failed frames" read "No data" rather than 0 until one failed.
+func startCounters(ctx context.Context, in *telemetry.Instruments) {
+	for _, o := range outcomes {
+		in.Frames.Add(ctx, 0, outcomeAttrs[o])
+	}
+	for _, k := range maskKinds {
+		in.Masks.Add(ctx, 0, kindAttrs[k])
+	}
+	for _, k := range fallbackKinds {
+		in.MaskFallbacks.Add(ctx, 0, kindAttrs[k])
+	}
+	in.AuditFrames.Add(ctx, 0)
+	in.AuditLeaks.Add(ctx, 0)
+}
+
 // recordFrame records a written frame's metrics, in the frame's context so
 // exemplars point at its trace.
 func recordFrame(ctx context.Context, in *telemetry.Instruments, people int, c mask.Counts) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -281,11 +282,18 @@ func TestMetricsPerFrame(t *testing.T) {
 	if err := reader.Collect(context.Background(), &rm); err != nil {
 		t.Fatal(err)
 	}
+	// Every series a run can add to exists from its start, at 0 until
+	// something happens: a query sees 0, not "No data".
 	frames := sumByAttr(t, findMetric(rm, telemetry.MetricFrames), telemetry.AttrOutcome)
-	if frames[telemetry.OutcomeOK] != int64(scene.Frames) || len(frames) != 1 {
-		t.Errorf("frames counter %v, want %d ok", frames, scene.Frames)
+	if want := map[string]int64{telemetry.OutcomeOK: int64(scene.Frames), telemetry.OutcomeFailed: 0, telemetry.OutcomeCancelled: 0}; !maps.Equal(frames, want) {
+		t.Errorf("frames counter %v, want %v", frames, want)
 	}
 	masks := sumByAttr(t, findMetric(rm, telemetry.MetricMasks), telemetry.AttrKind)
+	for _, kind := range []string{"nose", "face_keypoints", "head_box", "held", "backfilled"} {
+		if _, ok := masks[kind]; !ok {
+			t.Errorf("masks counter has no %s series: %v", kind, masks)
+		}
+	}
 	if masks["nose"] != int64(stats.Masks.Nose) || masks["head_box"] != int64(stats.Masks.HeadBox) {
 		t.Errorf("masks counter %v, stats %+v", masks, stats.Masks)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/google/uuid"
 	"go.opentelemetry.io/contrib/exporters/autoexport"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -200,13 +201,18 @@ func Setup(ctx context.Context, o Options) (*Telemetry, error) {
 	return t, nil
 }
 
-// resource describes this process: service name and version (overridable
-// through OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES, which win), host,
-// process and GPU model.
+// resource describes this process: service name, version and a unique
+// instance id (overridable through OTEL_SERVICE_NAME and
+// OTEL_RESOURCE_ATTRIBUTES, which win), host, process and GPU model.
 func (t *Telemetry) resource(ctx context.Context) (*resource.Resource, error) {
 	attrs := []attribute.KeyValue{
 		semconv.ServiceName("anonymize"),
 		semconv.ServiceVersion(t.opts.ServiceVersion),
+		// Each process its own identity: without one, the Collector's
+		// Prometheus exporter gives every process the same series and the
+		// last to write wins (the pods of a sharded batch, runs one after
+		// another); with it, each gets an instance label and target_info.
+		semconv.ServiceInstanceID(uuid.NewString()),
 	}
 	if t.gpu != nil {
 		attrs = append(attrs,

@@ -9,8 +9,10 @@ import (
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock"
+	"github.com/google/uuid"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	semconv "go.opentelemetry.io/otel/semconv/v1.4.0"
 
 	"github.com/anonymize-dev/anonymize/internal/otlptest"
 	"github.com/anonymize-dev/anonymize/telemetry"
@@ -149,4 +151,27 @@ func localSinks(tb testing.TB, extra map[string]string) (*otlptest.Receiver, *wa
 		tb.Setenv(k, v)
 	}
 	return recv, wb, func(k string) string { return env[k] }
+}
+
+// TestResourceInstanceID: every process gets its own service.instance.id,
+// so the Collector's Prometheus exporter keeps their series apart; an id
+// set in OTEL_RESOURCE_ATTRIBUTES (a pod's name, say) wins.
+func TestResourceInstanceID(t *testing.T) {
+	id := func() string {
+		t.Helper()
+		res, err := (&Telemetry{}).resource(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, _ := res.Set().Value(semconv.ServiceInstanceIDKey)
+		return v.AsString()
+	}
+	a, b := id(), id()
+	if _, err := uuid.Parse(a); err != nil || a == b {
+		t.Errorf("instance ids %q and %q: want two different UUIDs", a, b)
+	}
+	t.Setenv("OTEL_RESOURCE_ATTRIBUTES", "service.instance.id=batch-pod-3")
+	if got := id(); got != "batch-pod-3" {
+		t.Errorf("instance id %q with OTEL_RESOURCE_ATTRIBUTES set, want batch-pod-3", got)
+	}
 }
