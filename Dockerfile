@@ -40,11 +40,11 @@ COPY . .
 ARG VERSION=docker
 RUN go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/anonymize ./cmd/anonymize
 # The packages holding the shared libraries the binary links (OpenCV and
-# what it pulls in), for the runtime stage to install by name.
-RUN ldd /out/anonymize | awk '$3 ~ /^\// {print $3}' \
-    | xargs -r -n1 dpkg -S 2>/dev/null | cut -d: -f1 | sort -u \
-    | grep -v -E '^(libc6|libgcc-s1|libstdc\+\+6)$' > /out/runtime-packages.txt \
- && test -s /out/runtime-packages.txt
+# what it pulls in), for the runtime stage to install by name. The script
+# resolves ldd's paths before asking dpkg (merged /usr) and fails on any
+# library it cannot place; deploy/image_test.go replays it on Debian 12.
+RUN scripts/runtime-packages.sh /out/anonymize > /out/runtime-packages.txt \
+ && grep -q '^libopencv-core' /out/runtime-packages.txt
 
 # --- onnxruntime: the official GPU build (CUDA 12, cuDNN 9) ---
 FROM ${UBUNTU_IMAGE} AS onnxruntime
@@ -61,6 +61,7 @@ RUN curl -fsSL -o /tmp/ort.tgz \
  && test -e /opt/onnxruntime/lib/libonnxruntime.so.1 \
  && test -e /opt/onnxruntime/lib/libonnxruntime_providers_cuda.so \
  && test -e /opt/onnxruntime/lib/libonnxruntime_providers_shared.so \
+ && test -e /opt/onnxruntime/lib/libonnxruntime_providers_tensorrt.so \
  && rm /tmp/ort.tgz
 
 # --- audit-model: the leak audit's face detector (BlazeFace, npm), pinned
@@ -72,9 +73,12 @@ RUN /tmp/fetch-blazeface.sh /out
 # --- runtime ---
 FROM ${CUDA_RUNTIME_IMAGE} AS runtime
 COPY --from=build /out/runtime-packages.txt /tmp/runtime-packages.txt
+# TensorRT's runtime libraries (from the CUDA image's NVIDIA repository)
+# for --device tensorrt: ONNX Runtime's TensorRT provider links them.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive xargs -a /tmp/runtime-packages.txt apt-get install -y --no-install-recommends \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ffmpeg ca-certificates \
+      libnvinfer10 libnvinfer-plugin10 libnvonnxparsers10 \
  && rm -rf /var/lib/apt/lists/* /tmp/runtime-packages.txt
 # The CUDA and shared provider libraries must sit beside the core library:
 # ONNX Runtime loads them from its own folder.
@@ -87,6 +91,13 @@ RUN groupadd --system --gid 10001 anonymize \
  && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /home/anonymize anonymize \
  && mkdir -p /data /models \
  && chown anonymize:anonymize /data
+# The image refuses to build if the binary or a provider library would not
+# load: every library ldd lists must be there, except the driver's
+# libcuda, which the NVIDIA container runtime brings from the host.
+RUN missing="$(ldd /usr/local/bin/anonymize /opt/onnxruntime/lib/libonnxruntime_providers_cuda.so \
+        /opt/onnxruntime/lib/libonnxruntime_providers_tensorrt.so | grep 'not found' | grep -v 'libcuda\.so' || true)" \
+ && if [ -n "${missing}" ]; then echo "missing libraries:"; echo "${missing}"; exit 1; fi \
+ && ANONYMIZE_ORT_LIB=/opt/onnxruntime/lib/libonnxruntime.so.1 anonymize version
 ENV ANONYMIZE_ORT_LIB=/opt/onnxruntime/lib/libonnxruntime.so.1 \
     ANONYMIZE_MODELS=/models \
     ANONYMIZE_AUDIT_MODEL=/opt/anonymize/blazeface-back-256.onnx \

@@ -8,7 +8,7 @@ ORT_DIR      := .deps/onnxruntime/$(ORT_VERSION)
 ORT_LIB      := $(ORT_DIR)/libonnxruntime.so.1
 BIN          := bin/anonymize
 GO           ?= go
-APT_PACKAGES := libopencv-dev ffmpeg pkg-config
+APT_PACKAGES := libopencv-dev ffmpeg pkg-config debootstrap
 SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 MODELS_DIR   := testdata/models

@@ -149,6 +149,31 @@ func TestDockerfile(t *testing.T) {
 	if m := env["ANONYMIZE_AUDIT_MODEL"]; m == "" || !slices.Contains(copied, m) {
 		t.Errorf("ANONYMIZE_AUDIT_MODEL=%q is not a file the runtime stage copies in (%v)", m, copied)
 	}
+	// The packaging the image test replays is the build's, and the image
+	// checks that it starts.
+	runs := func(stage string) string {
+		var all []string
+		for _, st := range stages {
+			if st.Name != stage {
+				continue
+			}
+			for _, c := range st.Commands {
+				if r, ok := c.(*instructions.RunCommand); ok {
+					all = append(all, strings.Join(r.CmdLine, " "))
+				}
+			}
+		}
+		return strings.Join(all, "\n")
+	}
+	if !strings.Contains(runs("build"), "scripts/runtime-packages.sh /out/anonymize") {
+		t.Error("the build stage does not list the runtime packages with scripts/runtime-packages.sh (what TestImagePackaging replays)")
+	}
+	rt := runs("runtime")
+	for _, want := range []string{"ldd /usr/local/bin/anonymize", "libonnxruntime_providers_tensorrt.so", "not found", "anonymize version", "libnvinfer10"} {
+		if !strings.Contains(rt, want) {
+			t.Errorf("the runtime stage's checks lack %q", want)
+		}
+	}
 	if !strings.Contains(args["CUDA_RUNTIME_IMAGE"], "cudnn") {
 		t.Errorf("runtime image %q lacks cuDNN, which ONNX Runtime's CUDA provider needs", args["CUDA_RUNTIME_IMAGE"])
 	}
