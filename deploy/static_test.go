@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -451,5 +452,19 @@ func TestKubernetesJob(t *testing.T) {
 	}
 	if sc := m(pod["securityContext"]); sc["runAsNonRoot"] != true {
 		t.Error("pods must run as non-root, as the image does")
+	}
+	// Pods running at once must not share one set of series.
+	podName := false
+	for _, e := range list(c["env"]) {
+		ref := m(m(m(e)["valueFrom"])["fieldRef"])
+		podName = podName || (m(e)["name"] == "POD_NAME" && ref["fieldPath"] == "metadata.name")
+	}
+	if !podName || !strings.Contains(env["OTEL_RESOURCE_ATTRIBUTES"], "service.instance.id=$(POD_NAME)") {
+		t.Errorf("OTEL_RESOURCE_ATTRIBUTES %q: each pod needs service.instance.id=$(POD_NAME), from the downward API", env["OTEL_RESOURCE_ATTRIBUTES"])
+	}
+	// The CPU request is sized in the manifest's comment: about 36 ms of
+	// CPU a 1080p frame, 4.3 cores at 120 frames/s.
+	if cpu, _ := strconv.ParseFloat(fmt.Sprint(m(m(c["resources"])["requests"])["cpu"]), 64); cpu < 4.3 {
+		t.Errorf("CPU request %v is below the 4.3 cores libx264 and the pipeline need at 120 frames/s", cpu)
 	}
 }
