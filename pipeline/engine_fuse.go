@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -33,21 +32,25 @@ func (e *Engine) openDetector(path string) (*inference.Session, error) {
 	if mode == PreprocessCPU || (mode == PreprocessAuto && e.Device.Kind == inference.DeviceCPU) {
 		return e.open(models.RoleDetector, path, models.DETR)
 	}
-	if mode == PreprocessAuto && e.Device.Kind == inference.DeviceAuto {
-		// Whether there is a GPU shows when a model is opened: the plain
-		// model first, since that is the one a CPU runs.
-		s, err := e.open(models.RoleDetector, path, models.DETR)
-		if err != nil || s.Provider == inference.ProviderCPU {
-			return s, err
-		}
-		e.Models = e.Models[:len(e.Models)-1]
-		if err := s.Close(); err != nil {
-			return nil, err
-		}
-	}
+	// Hashed once: the plain and the fused model are both recorded under
+	// the model's own sha256.
 	sum, _, err := models.FileSHA256(path)
 	if err != nil {
 		return nil, fmt.Errorf("%s model: %w", models.RoleDetector, err)
+	}
+	plain := func() (*inference.Session, error) {
+		return e.openAs(ModelRef{Role: models.RoleDetector, Path: path, SHA256: sum}, path, models.DETR)
+	}
+	if mode == PreprocessAuto && e.Device.Kind == inference.DeviceAuto {
+		// Whether there is a GPU shows when a model is opened: the plain
+		// model first, since that is the one a CPU runs.
+		s, err := plain()
+		if err != nil || s.Provider == inference.ProviderCPU {
+			return s, err
+		}
+		if err := e.unopen(s); err != nil {
+			return nil, err
+		}
 	}
 	fusedPath, err := e.fuseDetector(path, sum)
 	if err != nil {
@@ -55,21 +58,26 @@ func (e *Engine) openDetector(path string) (*inference.Session, error) {
 			return nil, fmt.Errorf("--preprocess fused: %w", err)
 		}
 		e.log.Warn("the detector's pre-processing could not be fused into it: it runs on the CPU", "reason", err)
-		return e.open(models.RoleDetector, path, models.DETR)
+		return plain()
 	}
 	s, err := e.openAs(ModelRef{Role: models.RoleDetector, Path: path, SHA256: sum, Fused: true}, fusedPath, models.DETRFused)
 	if err != nil {
 		return nil, err
 	}
 	if mode == PreprocessAuto && s.Provider == inference.ProviderCPU {
-		e.Models = e.Models[:len(e.Models)-1]
-		if err := s.Close(); err != nil {
+		if err := e.unopen(s); err != nil {
 			return nil, err
 		}
 		e.log.Info("the detector runs on the CPU: its input is prepared there too (--preprocess cpu)")
-		return e.open(models.RoleDetector, path, models.DETR)
+		return plain()
 	}
 	return s, nil
+}
+
+// unopen closes s, the session opened last, and forgets its model.
+func (e *Engine) unopen(s *inference.Session) error {
+	e.Models = e.Models[:len(e.Models)-1]
+	return s.Close()
 }
 
 // fuseDetector returns the path of the detector at path (of sha256 sum)
@@ -106,19 +114,7 @@ func (e *Engine) fuseDetector(path, sum string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	// Written beside its final name and renamed: another run reading the
-	// cache never sees half a model.
-	tmp, err := os.CreateTemp(dir, ".fused-*.onnx")
-	if err != nil {
-		return "", err
-	}
-	_, werr := tmp.Write(fused)
-	if err := errors.Join(werr, tmp.Close()); err != nil {
-		os.Remove(tmp.Name())
-		return "", err
-	}
-	if err := os.Rename(tmp.Name(), out); err != nil {
-		os.Remove(tmp.Name())
+	if err := models.WriteFile(out, fused); err != nil {
 		return "", err
 	}
 	e.log.Info("fused the detector's pre-processing into it", "model", path, "fused", out)

@@ -98,14 +98,6 @@ func (s *encoding) applyMasks(f *frame) mask.Counts {
 	return counts
 }
 
-// Attribute sets of the per-frame metrics, built once: recording happens
-// on the frame path and should not allocate them every time.
-var (
-	outcomeAttrs = attrOptions(telemetry.AttrOutcome, telemetry.OutcomeOK, telemetry.OutcomeFailed, telemetry.OutcomeCancelled)
-	kindAttrs    = attrOptions(telemetry.AttrKind, string(geom.MaskNose), string(geom.MaskFaceKeypoints),
-		string(geom.MaskHeadBox), mask.FallbackRadiusFloor, string(geom.MaskHeld), string(geom.MaskBackfilled))
-)
-
 func attrOptions(key string, values ...string) map[string]metric.MeasurementOption {
 	out := make(map[string]metric.MeasurementOption, len(values))
 	for _, v := range values {
@@ -119,6 +111,13 @@ var (
 	maskKinds     = []string{string(geom.MaskNose), string(geom.MaskFaceKeypoints), string(geom.MaskHeadBox), string(geom.MaskHeld), string(geom.MaskBackfilled)}
 	fallbackKinds = []string{string(geom.MaskFaceKeypoints), string(geom.MaskHeadBox), mask.FallbackRadiusFloor}
 	outcomes      = []string{telemetry.OutcomeOK, telemetry.OutcomeFailed, telemetry.OutcomeCancelled}
+)
+
+// Attribute sets of those series, built once: recording happens on the
+// frame path and should not allocate them every time.
+var (
+	outcomeAttrs = attrOptions(telemetry.AttrOutcome, outcomes...)
+	kindAttrs    = attrOptions(telemetry.AttrKind, append(append([]string(nil), maskKinds...), fallbackKinds...)...)
 )
 
 // startCounters adds 0 to every series of the run's counters before its

@@ -92,24 +92,20 @@ func (g *Graph) prependGraph(graph []byte, replaced map[string]bool) ([]byte, er
 	}
 	err := eachField(graph, func(num protowire.Number, typ protowire.Type, field, value []byte) error {
 		switch num {
-		case graphInput:
-			name, err := stringField(value, valueInfoName)
+		case graphInput, graphInitializer:
+			nameField, what := protowire.Number(valueInfoName), "an input"
+			if num == graphInitializer {
+				nameField, what = tensorName, "a weight"
+			}
+			name, err := stringField(value, nameField)
 			if err != nil {
 				return err
 			}
-			if replaced[name] {
+			if num == graphInput && replaced[name] {
 				found[name] = true
 				return nil // dropped: g computes it now
 			}
-			if err := defined(name, "an input"); err != nil {
-				return err
-			}
-		case graphInitializer:
-			name, err := stringField(value, tensorName)
-			if err != nil {
-				return err
-			}
-			if err := defined(name, "a weight"); err != nil {
+			if err := defined(name, what); err != nil {
 				return err
 			}
 		case graphNode:

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/anonymize-dev/anonymize/models"
 )
 
 // File names WriteModels uses.
@@ -34,40 +36,11 @@ func writePair(dir, kind, detFile string, det func() ([]byte, error), poseFile s
 	}
 	detectorPath = filepath.Join(dir, detFile)
 	posePath = filepath.Join(dir, poseFile)
-	if err := writeFile(detectorPath, detector); err != nil {
+	if err := models.WriteFile(detectorPath, detector); err != nil {
 		return "", "", err
 	}
-	if err := writeFile(posePath, poser); err != nil {
+	if err := models.WriteFile(posePath, poser); err != nil {
 		return "", "", err
 	}
 	return detectorPath, posePath, nil
-}
-
-// writeFile replaces path through a temporary file and a rename, so an
-// interrupted run never leaves a truncated model that would fail to load
-// later with a far less obvious error.
-func writeFile(path string, data []byte) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.part")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tmp.Close()
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }
