@@ -39,6 +39,9 @@ RUN go mod download
 COPY . .
 ARG VERSION=docker
 RUN go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/anonymize ./cmd/anonymize
+# The synthetic models (kilobytes, generated): the runtime stage's
+# `anonymize doctor` self-check needs a pair with the real contracts.
+RUN go run ./models/synthetic/cmd/gen-models -out /out/check-models
 # The packages holding the shared libraries the binary links (OpenCV and
 # what it pulls in), for the runtime stage to install by name. The script
 # resolves ldd's paths before asking dpkg (merged /usr) and fails on any
@@ -93,11 +96,19 @@ RUN groupadd --system --gid 10001 anonymize \
  && chown anonymize:anonymize /data
 # The image refuses to build if the binary or a provider library would not
 # load: every library ldd lists must be there, except the driver's
-# libcuda, which the NVIDIA container runtime brings from the host.
+# libcuda, which the NVIDIA container runtime brings from the host. Then
+# `anonymize doctor` must pass on the CPU (OpenCV, ffmpeg and libx264,
+# ONNX Runtime, a model pair loaded and checked); there is no GPU at build
+# time, so CUDA and TensorRT are only reported.
+COPY --from=build /out/check-models /tmp/check-models
 RUN missing="$(ldd /usr/local/bin/anonymize /opt/onnxruntime/lib/libonnxruntime_providers_cuda.so \
         /opt/onnxruntime/lib/libonnxruntime_providers_tensorrt.so | grep 'not found' | grep -v 'libcuda\.so' || true)" \
  && if [ -n "${missing}" ]; then echo "missing libraries:"; echo "${missing}"; exit 1; fi \
- && ANONYMIZE_ORT_LIB=/opt/onnxruntime/lib/libonnxruntime.so.1 anonymize version
+ && export ANONYMIZE_ORT_LIB=/opt/onnxruntime/lib/libonnxruntime.so.1 \
+ && anonymize version \
+ && anonymize doctor --device cpu --detector-model /tmp/check-models/detr_synthetic.onnx \
+      --pose-model /tmp/check-models/transpose_synthetic.onnx \
+ && rm -rf /tmp/check-models
 ENV ANONYMIZE_ORT_LIB=/opt/onnxruntime/lib/libonnxruntime.so.1 \
     ANONYMIZE_MODELS=/models \
     ANONYMIZE_AUDIT_MODEL=/opt/anonymize/blazeface-back-256.onnx \

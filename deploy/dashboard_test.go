@@ -2,13 +2,20 @@ package deploy_test
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 
+	"github.com/grafana/grafana-foundation-sdk/go/bargauge"
+	"github.com/grafana/grafana-foundation-sdk/go/cog"
+	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
+	grafanaprom "github.com/grafana/grafana-foundation-sdk/go/prometheus"
+	"github.com/grafana/grafana-foundation-sdk/go/timeseries"
 	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/anonymize-dev/anonymize/internal/otlptest"
@@ -96,34 +103,6 @@ func parseExpr(expr string) (parser.Expr, error) {
 	return parser.NewParser(parser.Options{}).ParseExpr(e)
 }
 
-// exprMetrics lists the metric names a panel's expression reads.
-func exprMetrics(t *testing.T, e panelExpr) []string {
-	t.Helper()
-	ast, err := parseExpr(e.expr)
-	if err != nil {
-		t.Errorf("panel %q: %v (expr %s)", e.panel, err, e.expr)
-		return nil
-	}
-	var out []string
-	parser.Inspect(ast, func(n parser.Node, _ []parser.Node) error {
-		if vs, ok := n.(*parser.VectorSelector); ok {
-			name := vs.Name
-			if name == "" {
-				for _, m := range vs.LabelMatchers {
-					if m.Name == "__name__" {
-						name = m.Value
-					}
-				}
-			}
-			if name != "" {
-				out = append(out, name)
-			}
-		}
-		return nil
-	})
-	return out
-}
-
 // TestDashboardParses checks every expression parses and every panel uses
 // a provisioned data source, without a Collector.
 func TestDashboardParses(t *testing.T) {
@@ -141,20 +120,89 @@ func TestDashboardParses(t *testing.T) {
 	}
 }
 
-// checkNesting asserts the trees of the frames' traces as the Jaeger
-// exporter sent them.
-func checkNesting(t *testing.T, recv *otlptest.Receiver, frames int) {
+// span is one span as a trace store returns it: ids as strings, links
+// as the span ids they point at.
+type span struct {
+	name, id, parent, trace string
+	links                   []string
+}
+
+// receivedSpans lists what the test OTLP receiver got.
+func receivedSpans(recv *otlptest.Receiver) []span {
+	var out []span
+	for _, s := range recv.Spans() {
+		sp := span{name: s.GetName(), id: string(s.GetSpanId()), parent: string(s.GetParentSpanId()), trace: string(s.GetTraceId())}
+		for _, l := range s.GetLinks() {
+			sp.links = append(sp.links, string(l.GetSpanId()))
+		}
+		out = append(out, sp)
+	}
+	return out
+}
+
+// TestDashboardSchema decodes every provisioned dashboard strictly into
+// the Go types Grafana's foundation SDK generates from Grafana's own schema
+// (dashboard, the panel types used, the Prometheus query), which rejects
+// unknown or mistyped fields anywhere, options and field config included,
+// and runs the SDK's validation.
+func TestDashboardSchema(t *testing.T) {
+	rt := cog.NewRuntime()
+	rt.RegisterPanelcfgVariant(timeseries.VariantConfig())
+	rt.RegisterPanelcfgVariant(bargauge.VariantConfig())
+	rt.RegisterDataqueryVariant(grafanaprom.VariantConfig())
+	files, _ := filepath.Glob(filepath.Join(testutil.RepoRoot(t), "deploy", "grafana", "dashboards", "*.json"))
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d dashboard.Dashboard
+		if err := schemaErr(d.UnmarshalJSONStrict(data)); err != nil {
+			t.Errorf("%s does not match Grafana's dashboard schema: %v", filepath.Base(f), err)
+			continue
+		}
+		if err := schemaErr(d.Validate()); err != nil {
+			t.Errorf("%s: %v", filepath.Base(f), err)
+		}
+		for _, p := range d.Panels {
+			if p.Panel != nil {
+				if _, ok := rt.ConfigForPanelcfgVariant(p.Panel.Type); !ok {
+					t.Errorf("%s: panel %q is a %s, whose options this test does not check: register its schema above",
+						filepath.Base(f), deref(p.Panel.Title), p.Panel.Type)
+				}
+			}
+		}
+	}
+}
+
+// schemaErr is err, but nil for the SDK's empty error list, which it
+// returns as a non-nil error.
+func schemaErr(err error) error {
+	var list cog.BuildErrors
+	if errors.As(err, &list) && len(list) == 0 {
+		return nil
+	}
+	return err
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// checkNesting asserts the trees of the frames' traces: frames traces
+// of their own, each with the full tree of stages, linked to a run span.
+func checkNesting(t *testing.T, spans []span, frames int) {
 	t.Helper()
 	type node struct {
-		name     string
-		parent   string
-		trace    string
+		span
 		children []string
 	}
 	byID := map[string]*node{}
-	for _, s := range recv.Spans() {
-		id := string(s.GetSpanId())
-		byID[id] = &node{name: s.GetName(), parent: string(s.GetParentSpanId()), trace: string(s.GetTraceId())}
+	for _, s := range spans {
+		byID[s.id] = &node{span: s}
 	}
 	for _, n := range byID {
 		if p, ok := byID[n.parent]; ok {
@@ -172,6 +220,9 @@ func checkNesting(t *testing.T, recv *otlptest.Receiver, frames int) {
 			roots++
 			if n.parent != "" {
 				t.Errorf("a frame's root span has a parent")
+			}
+			if len(n.links) != 1 || byID[n.links[0]] == nil || !strings.HasPrefix(byID[n.links[0]].name, "anonymize_") {
+				t.Errorf("a frame's root span links to %d spans, want its run's span (anonymize_video or anonymize_batch)", len(n.links))
 			}
 			// The leak audit's sample adds an audit span to some frames.
 			children := n.children

@@ -20,6 +20,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	dockerparser "github.com/moby/buildkit/frontend/dockerfile/parser"
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/mod/modfile"
 
 	"github.com/anonymize-dev/anonymize/internal/testutil"
 )
@@ -170,7 +171,7 @@ func TestDockerfile(t *testing.T) {
 		t.Error("the build stage does not list the runtime packages with scripts/runtime-packages.sh (what TestImagePackaging replays)")
 	}
 	rt := runs("runtime")
-	for _, want := range []string{"ldd /usr/local/bin/anonymize", "libonnxruntime_providers_tensorrt.so", "not found", "anonymize version", "libnvinfer10"} {
+	for _, want := range []string{"ldd /usr/local/bin/anonymize", "libonnxruntime_providers_tensorrt.so", "not found", "anonymize version", "anonymize doctor --device cpu", "libnvinfer10"} {
 		if !strings.Contains(rt, want) {
 			t.Errorf("the runtime stage's checks lack %q", want)
 		}
@@ -264,11 +265,86 @@ func TestCompose(t *testing.T) {
 	if !strings.Contains(prom, "--config.file=/etc/prometheus/prometheus.yml") || !strings.Contains(prom, "exemplar-storage") {
 		t.Errorf("prometheus command %q: wrong config or no exemplar storage", prom)
 	}
+	jaeger := project.Services["jaeger"]
+	if !strings.Contains(strings.Join(jaeger.Command, " "), "/etc/jaeger/config.yaml") ||
+		!slices.Contains(mounts["jaeger"], "/etc/jaeger/config.yaml") {
+		t.Errorf("jaeger command %v does not read the mounted deploy/jaeger/config.yaml", jaeger.Command)
+	}
+	// The rule files Prometheus is told to load are mounted next to its config.
+	for _, f := range list(readYAML(t, "deploy/prometheus/prometheus.yml")["rule_files"]) {
+		if !slices.Contains(mounts["prometheus"], "/etc/prometheus/"+f.(string)) {
+			t.Errorf("prometheus.yml loads %s, which compose does not mount", f)
+		}
+	}
+	// The Collector writes anonymize's logs into ./data, as its user.
+	if lf := col.Environment["LOGS_FILE"]; lf == nil || !strings.HasPrefix(*lf, "/data/") || !slices.Contains(mounts["otel-collector"], "/data") {
+		t.Errorf("the Collector's LOGS_FILE %v is not in the mounted ./data", lf)
+	}
+	if col.User != job.User {
+		t.Errorf("the Collector runs as %q, not the job's user %q: its log file in ./data would not be theirs", col.User, job.User)
+	}
+	// NVML's process list has host PIDs: per-process GPU memory needs them.
+	if job.Pid != "host" {
+		t.Errorf("anonymize's pid is %q: in its own PID namespace its GPU memory is not recorded (pid: host)", job.Pid)
+	}
+	// The images run the releases the stack test builds from source.
+	for _, c := range []struct{ service, module, image string }{
+		{"jaeger", "github.com/jaegertracing/jaeger", "jaegertracing/jaeger:" + jaegerImageTag(t, testbuildVersion(t, "jaeger", "github.com/jaegertracing/jaeger"))},
+		{"prometheus", "github.com/prometheus/prometheus", "prom/prometheus:" + prometheusImageTag(t, testbuildVersion(t, "prometheus", "github.com/prometheus/prometheus"))},
+	} {
+		if got := project.Services[c.service].Image; got != c.image {
+			t.Errorf("compose runs %s, but deploy/testbuild/%s builds and tests %s (want image %s)", got, c.service, c.module, c.image)
+		}
+	}
 	dash := readYAML(t, "deploy/grafana/provisioning/dashboards/dashboards.yaml")
 	path, _ := m(m(list(dash["providers"])[0])["options"])["path"].(string)
 	if !slices.Contains(mounts["grafana"], path) {
 		t.Errorf("dashboards are provisioned from %v, which nothing is mounted at", path)
 	}
+}
+
+// testbuildVersion is the version of module that deploy/testbuild/dir
+// requires.
+func testbuildVersion(t *testing.T, dir, module string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(testutil.RepoRoot(t), "deploy", "testbuild", dir, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := modfile.ParseLax("go.mod", data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range f.Require {
+		if r.Mod.Path == module {
+			return r.Mod.Version
+		}
+	}
+	t.Fatalf("deploy/testbuild/%s/go.mod does not require %s", dir, module)
+	return ""
+}
+
+// jaegerImageTag maps Jaeger's Go module version to its v2 release's image
+// tag: the two are tagged together, v1.(63+N).P with v2.N.P (v1.76.0 is
+// 2.13.0).
+func jaegerImageTag(t *testing.T, v string) string {
+	t.Helper()
+	var minor, patch int
+	if _, err := fmt.Sscanf(v, "v1.%d.%d", &minor, &patch); err != nil || minor < 63 {
+		t.Fatalf("jaeger module version %s is not a v2 release's", v)
+	}
+	return fmt.Sprintf("2.%d.%d", minor-63, patch)
+}
+
+// prometheusImageTag maps Prometheus's Go module version to its image
+// tag: v0.3NN.P is Prometheus 3.NN.P.
+func prometheusImageTag(t *testing.T, v string) string {
+	t.Helper()
+	var minor, patch int
+	if _, err := fmt.Sscanf(v, "v0.%d.%d", &minor, &patch); err != nil || minor < 300 {
+		t.Fatalf("prometheus module version %s is not a Prometheus 3 release's", v)
+	}
+	return fmt.Sprintf("v3.%d.%d", minor-300, patch)
 }
 
 func toStrings(vs []any) []string {

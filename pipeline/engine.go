@@ -321,6 +321,16 @@ func (e *Engine) Providers() string {
 	return s
 }
 
+// UsesGPU reports whether a model runs on the GPU (CUDA or TensorRT).
+func (e *Engine) UsesGPU() bool {
+	for _, m := range e.Models {
+		if m.Provider != inference.ProviderCPU {
+			return true
+		}
+	}
+	return false
+}
+
 // Runtime says what the engine runs on, for reports and settings hashes.
 type Runtime struct {
 	Device    string

@@ -30,6 +30,10 @@ type Job struct {
 
 // Hooks let the caller follow a video's progress.
 type Hooks struct {
+	// RunSpan, when set, is called with the run's span as soon as it has
+	// started: the command's logger ties what is logged without a span
+	// of its own to it.
+	RunSpan func(trace.SpanContext)
 	// Started is called once the input is open, with the number of frames
 	// that will be processed (0 when unknown).
 	Started func(info video.Info, frames int)
@@ -68,6 +72,9 @@ func (e *Engine) ProcessVideo(ctx context.Context, job Job, hooks Hooks) (res Re
 	// The run's span carries what a frame's trace should not repeat: the
 	// video, the device and the exact models. Frame traces link to it.
 	ctx, run := otel.Tracer(tracerName).Start(ctx, "anonymize_video", trace.WithAttributes(e.runAttributes(job, info)...))
+	if hooks.RunSpan != nil {
+		hooks.RunSpan(run.SpanContext())
+	}
 	defer func() {
 		run.SetAttributes(
 			attribute.Int("frames.processed", res.Stats.Frames),

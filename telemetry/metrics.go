@@ -19,6 +19,8 @@ const (
 	MetricStageDuration  = "anonymize.stage.duration"
 	MetricAuditFrames    = "anonymize.audit.frames"
 	MetricAuditLeaks     = "anonymize.audit.leaks"
+	MetricRuns           = "anonymize.runs"
+	MetricBatchFiles     = "anonymize.batch.files"
 )
 
 // Attribute keys of the pipeline's metrics.
@@ -26,6 +28,7 @@ const (
 	AttrOutcome = "outcome" // frames: ok, failed, cancelled
 	AttrKind    = "kind"    // masks and fallbacks
 	AttrStage   = "stage"   // stage durations
+	AttrStatus  = "status"  // runs, batch files
 )
 
 // Frame outcomes.
@@ -33,6 +36,25 @@ const (
 	OutcomeOK        = "ok"
 	OutcomeFailed    = "failed"
 	OutcomeCancelled = "cancelled"
+)
+
+// Run statuses: a run counts once as started when its telemetry is set
+// up, and once more under how it ended.
+const (
+	RunStarted     = "started"
+	RunSucceeded   = "succeeded"   // exit status 0
+	RunFailed      = "failed"      // any other exit status but an interruption's
+	RunInterrupted = "interrupted" // a signal, or a cancelled context
+)
+
+// RunStatuses lists every status series of MetricRuns.
+var RunStatuses = []string{RunStarted, RunSucceeded, RunFailed, RunInterrupted}
+
+// Batch file statuses: how a file a batch processed ended (files skipped
+// as already done, or cut short by an interruption, are not counted).
+const (
+	FileDone   = "done"
+	FileFailed = "failed"
 )
 
 // PeopleBuckets bound the people-per-frame histogram: fine steps where most
@@ -57,6 +79,8 @@ type Instruments struct {
 	// the faces it found in them.
 	AuditFrames metric.Int64Counter
 	AuditLeaks  metric.Int64Counter
+	// BatchFiles counts the files of `anonymize batch` as each ends.
+	BatchFiles metric.Int64Counter
 }
 
 // NewInstruments creates the instruments on the global MeterProvider.
@@ -97,6 +121,10 @@ func NewInstrumentsFrom(m metric.Meter) (*Instruments, error) {
 	}
 	if in.AuditLeaks, err = m.Int64Counter(MetricAuditLeaks, metric.WithUnit("{face}"),
 		metric.WithDescription("Faces the leak audit found in output frames: each one a leak.")); err != nil {
+		return nil, err
+	}
+	if in.BatchFiles, err = m.Int64Counter(MetricBatchFiles, metric.WithUnit("{file}"),
+		metric.WithDescription("Files of batch runs processed, by status (done, failed).")); err != nil {
 		return nil, err
 	}
 	return &in, nil

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/pflag"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/anonymize-dev/anonymize/batch"
@@ -144,7 +145,7 @@ func runBatch(ctx context.Context, opts *BatchOptions) (err error) {
 		Config: opts.Config, Settings: opts.Settings, ToolVersion: buildVersion(), Log: log,
 	}
 
-	proc, err := startProcessing(ctx, opts.IO, &opts.Env, opts.Config, &opts.Telemetry, "batch")
+	proc, err := startProcessing(ctx, opts.IO, &opts.Env, lines, opts.Config, &opts.Telemetry, "batch")
 	defer func() { proc.close(ctx, err) }()
 	if err != nil {
 		return err
@@ -157,8 +158,13 @@ func runBatch(ctx context.Context, opts *BatchOptions) (err error) {
 			attribute.String("batch.in_dir", opts.InDir), attribute.String("batch.out_dir", opts.OutDir),
 			attribute.Int("batch.jobs", opts.Jobs), attribute.String("batch.shard", bopts.Shard.String()),
 		))
+	lines.setRunSpan(span.SpanContext())
 	bar := newBatchProgress(opts.IO, opts.Quiet || opts.DryRun, lines)
-	sum, err := batch.Run(ctx, bopts, proc.engine, bar.hooks())
+	hooks, err := countBatchFiles(ctx, bar.hooks())
+	if err != nil {
+		return err
+	}
+	sum, err := batch.Run(ctx, bopts, proc.engine, hooks)
 	bar.finish()
 	span.SetAttributes(
 		attribute.Int("batch.files.done", sum.Done), attribute.Int("batch.files.skipped", sum.Skipped),
@@ -183,10 +189,39 @@ func runBatch(ctx context.Context, opts *BatchOptions) (err error) {
 		}
 	}
 	if code := batch.ExitCode(sum, nil); code != exitOK {
-		fmt.Fprintf(opts.IO.ErrOut, "anonymize: %d of %d files failed; see %s\n", sum.Failed, sum.Totals.Files.Total, sum.ReportPath)
+		if opts.IO.LogFormat == logJSON {
+			log.Error("files failed", "failed", sum.Failed, "files", sum.Totals.Files.Total, "report", sum.ReportPath)
+		} else {
+			fmt.Fprintf(opts.IO.ErrOut, "anonymize: %d of %d files failed; see %s\n", sum.Failed, sum.Totals.Files.Total, sum.ReportPath)
+		}
 		return exitCodeError{code}
 	}
 	return nil
+}
+
+// countBatchFiles adds the anonymize.batch.files counter to the hooks:
+// both status series from the start (at 0, so a dashboard or alert reads
+// 0 rather than nothing), then one per file as it ends.
+func countBatchFiles(ctx context.Context, h batch.Hooks) (batch.Hooks, error) {
+	in, err := telemetry.NewInstruments()
+	if err != nil {
+		return h, fmt.Errorf("telemetry: %w", err)
+	}
+	attrs := map[batch.Status]metric.AddOption{}
+	for status, name := range map[batch.Status]string{batch.StatusDone: telemetry.FileDone, batch.StatusFailed: telemetry.FileFailed} {
+		attrs[status] = metric.WithAttributes(attribute.String(telemetry.AttrStatus, name))
+		in.BatchFiles.Add(ctx, 0, attrs[status])
+	}
+	next := h.FileFinished
+	h.FileFinished = func(f batch.FileReport) {
+		if a, ok := attrs[f.Status]; ok {
+			in.BatchFiles.Add(ctx, 1, a)
+		}
+		if next != nil {
+			next(f)
+		}
+	}
+	return h, nil
 }
 
 // wandbBatchSummary is the W&B run's per-file table, as summary values.

@@ -73,7 +73,7 @@ func runVideo(ctx context.Context, opts *VideoOptions) (err error) {
 	}
 	// Telemetry is flushed last, bounded, after the output is in place or
 	// removed.
-	proc, err := startProcessing(ctx, opts.IO, &opts.Env, opts.Config, &opts.Telemetry, "video")
+	proc, err := startProcessing(ctx, opts.IO, &opts.Env, lines, opts.Config, &opts.Telemetry, "video")
 	defer func() { proc.close(ctx, err) }()
 	if err != nil {
 		return err
@@ -82,6 +82,7 @@ func runVideo(ctx context.Context, opts *VideoOptions) (err error) {
 	bar := newProgress(opts.IO, opts.Quiet, lines)
 	res, err := proc.engine.ProcessVideo(ctx, pipeline.Job{Input: opts.Input, Output: opts.Output, Overwrite: opts.Overwrite},
 		pipeline.Hooks{
+			RunSpan: lines.setRunSpan,
 			Started: func(info video.Info, frames int) { bar.start(filepath.Base(opts.Output), frames) },
 			Frame:   func(pipeline.FrameResult) { bar.frame() },
 		})
@@ -98,7 +99,16 @@ func runVideo(ctx context.Context, opts *VideoOptions) (err error) {
 		log.Warn(fmt.Sprintf("the audit found a face in %d of the %d frames it searched (%s): look at them before publishing "+
 			"(--audit-evidence DIR writes crops, anonymize audit --json lists every face)", a.LeakFrames, a.Frames, auditNote(a)))
 	}
-	if !opts.Quiet {
+	switch {
+	case opts.IO.LogFormat == logJSON:
+		// The same figures as fields, in the run's trace (and over OTLP).
+		s := res.Stats
+		log.Info("video done", "output", res.Output, "frames", s.Frames, "width", res.OutputWidth, "height", res.OutputHeight,
+			"people", s.People, "max_people", s.MaxPeople, "fallbacks_face_keypoints", s.Masks.FaceKeypoints,
+			"fallbacks_head_box", s.Masks.HeadBox, "fallbacks_radius_floor", s.Masks.RadiusFloor,
+			"held", s.Masks.Held, "backfilled", s.Masks.Backfilled, "audit_frames", s.Audit.Frames,
+			"audit_leak_frames", s.Audit.LeakFrames, "fps", s.FPS(), "providers", proc.engine.Providers(), "encoder", res.Encoder)
+	case !opts.Quiet:
 		fmt.Fprintln(opts.IO.ErrOut, summaryLine(res, proc.engine.Providers()))
 	}
 	return nil

@@ -16,6 +16,8 @@ type IOStreams struct {
 	// ErrIsTerminal says whether ErrOut is a terminal: the progress bar is
 	// drawn only then.
 	ErrIsTerminal bool
+	// LogFormat is how log records are written to ErrOut (--log-format).
+	LogFormat logFormat
 }
 
 // Factory holds what commands take from the process they run in.

@@ -15,11 +15,11 @@ import (
 type progress struct {
 	enabled bool
 	io      *IOStreams
-	log     *lineHandler
+	log     *logHandler
 	bar     *progressbar.ProgressBar
 }
 
-func newProgress(streams *IOStreams, quiet bool, log *lineHandler) *progress {
+func newProgress(streams *IOStreams, quiet bool, log *logHandler) *progress {
 	return &progress{enabled: streams.ErrIsTerminal && !quiet, io: streams, log: log}
 }
 
@@ -47,7 +47,7 @@ func (p *progress) start(label string, total int) {
 }
 
 // attachBar makes log lines clear the bar, print, and redraw it below.
-func attachBar(log *lineHandler, bar *progressbar.ProgressBar) {
+func attachBar(log *logHandler, bar *progressbar.ProgressBar) {
 	if log == nil {
 		return
 	}
@@ -59,7 +59,7 @@ func attachBar(log *lineHandler, bar *progressbar.ProgressBar) {
 }
 
 // detachBar removes the bar for good, so the summary stands alone.
-func detachBar(log *lineHandler, bar *progressbar.ProgressBar) {
+func detachBar(log *logHandler, bar *progressbar.ProgressBar) {
 	if log != nil {
 		log.setInterrupt(nil)
 	}
@@ -87,7 +87,7 @@ func (p *progress) finish() {
 type batchProgress struct {
 	enabled bool
 	io      *IOStreams
-	log     *lineHandler
+	log     *logHandler
 	bar     *progressbar.ProgressBar
 
 	files, done, failed int
@@ -95,7 +95,7 @@ type batchProgress struct {
 	current             string
 }
 
-func newBatchProgress(streams *IOStreams, quiet bool, log *lineHandler) *batchProgress {
+func newBatchProgress(streams *IOStreams, quiet bool, log *logHandler) *batchProgress {
 	return &batchProgress{enabled: streams.ErrIsTerminal && !quiet, io: streams, log: log}
 }
 

@@ -54,6 +54,8 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 	root.SetErr(f.IO.ErrOut)
 	root.SetIn(f.IO.In)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.PersistentFlags().Var(&f.IO.LogFormat, "log-format", "how log records are written to stderr: text (a line each, for people) "+
+		"or json (an object a line with time, level, msg, attributes and the trace_id and span_id of the run or frame)")
 	root.AddCommand(
 		NewCmdVideo(f, nil),
 		NewCmdBatch(f, nil),
@@ -79,10 +81,21 @@ func Execute(ctx context.Context, f *Factory, args ...string) int {
 	code := exitCodeOf(ctx, err)
 	var sig interruption
 	interrupted := errors.As(context.Cause(ctx), &sig)
+	// The last words: a line for people, or with --log-format json a
+	// record like the others, so stderr stays JSON throughout.
+	say := func(level slog.Level, text, msg string, attrs ...any) {
+		if f.IO.LogFormat == logJSON {
+			log, _ := newLogger(f.IO, false)
+			log.Log(ctx, level, msg, append(attrs, "exit_code", code)...)
+			return
+		}
+		fmt.Fprintln(f.IO.ErrOut, text)
+	}
 	switch {
 	case err == nil && interrupted:
 		// The work was done when the signal came, during the last flush.
-		fmt.Fprintf(f.IO.ErrOut, "anonymize: %s received at the end; the output is complete, telemetry may be incomplete\n", sig.name())
+		say(slog.LevelWarn, fmt.Sprintf("anonymize: %s received at the end; the output is complete, telemetry may be incomplete", sig.name()),
+			"signal received at the end; the output is complete, telemetry may be incomplete", "signal", sig.name())
 	case err == nil || errors.As(err, new(exitCodeError)):
 		// Nothing to say, or the command already said it.
 	case interrupted || code == exitInterrupted:
@@ -90,17 +103,18 @@ func Execute(ctx context.Context, f *Factory, args ...string) int {
 		if interrupted {
 			what += " by " + sig.name()
 		}
-		msg := "anonymize: " + what + "; unfinished output was removed"
+		msg := what + "; unfinished output was removed"
 		if errors.As(err, new(resumable)) {
 			msg += "; finished files are kept: run the same command again to resume"
 		}
-		fmt.Fprintln(f.IO.ErrOut, msg)
+		say(slog.LevelWarn, "anonymize: "+msg, msg)
 	default:
-		msg := strings.TrimSpace(err.Error())
-		fmt.Fprintf(f.IO.ErrOut, "anonymize: error: %s\n", strings.ReplaceAll(msg, "\n", "; "))
+		msg := strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; ")
+		text := "anonymize: error: " + msg
 		if code == exitUsage {
-			fmt.Fprintln(f.IO.ErrOut, "Run 'anonymize --help' for usage.")
+			text += "\nRun 'anonymize --help' for usage."
 		}
+		say(slog.LevelError, text, msg)
 	}
 	return code
 }
@@ -136,13 +150,10 @@ func isCobraUsage(err error) bool {
 		strings.HasPrefix(m, "unknown shorthand flag")
 }
 
-// newLogger returns the logger commands print through: informational
-// lines unless quiet, warnings and errors always.
-func newLogger(streams *IOStreams, quiet bool) (*slog.Logger, *lineHandler) {
-	level := slog.LevelInfo
-	if quiet {
-		level = slog.LevelWarn
-	}
-	h := newLineHandler(streams.ErrOut, level)
-	return slog.New(h), h
+// wasInterrupted reports whether a command that ended with err was
+// stopped rather than failed: by a signal, or by its context being
+// cancelled (exit status 130), as Execute tells the user.
+func wasInterrupted(ctx context.Context, err error) bool {
+	var sig interruption
+	return errors.As(context.Cause(ctx), &sig) || exitCodeOf(ctx, err) == exitInterrupted
 }

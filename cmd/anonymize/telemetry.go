@@ -20,7 +20,7 @@ type TelemetryOptions struct {
 }
 
 func addTelemetryFlags(fs *pflag.FlagSet, o *TelemetryOptions) {
-	fs.StringVar(&o.Sinks, "telemetry", "", "where spans and metrics go, comma-separated: otlp, wandb, console, none "+
+	fs.StringVar(&o.Sinks, "telemetry", "", "where spans and metrics go (and log records, with otlp), comma-separated: otlp, wandb, console, none "+
 		"(default: otlp when OTEL_EXPORTER_OTLP_ENDPOINT is set, else none); see README for the environment")
 }
 
@@ -86,18 +86,21 @@ func startTelemetry(ctx context.Context, streams *IOStreams, log *slog.Logger, g
 // engine that loads the models once.
 type processing struct {
 	tel    *export.Telemetry
+	logs   *logHandler
 	engine *pipeline.Engine
 }
 
-// startProcessing starts telemetry and loads the engine; close must be
-// deferred with the command's final error, even when this fails.
-func startProcessing(ctx context.Context, streams *IOStreams, env *pipeline.Env, cfg pipeline.Config,
+// startProcessing starts telemetry, from then on sending the command's log
+// records over OTLP too when that is on, and loads the engine; close must
+// be deferred with the command's final error, even when this fails.
+func startProcessing(ctx context.Context, streams *IOStreams, env *pipeline.Env, logs *logHandler, cfg pipeline.Config,
 	tel *TelemetryOptions, jobType string) (*processing, error) {
-	p := &processing{}
+	p := &processing{logs: logs}
 	var err error
 	if p.tel, err = startTelemetry(ctx, streams, env.Log, env.Getenv, tel, jobType); err != nil {
 		return p, err
 	}
+	logs.attachOTLP(p.tel.LogHandler())
 	env.GPUMemory = p.tel.GPUMemory()
 	if p.engine, err = pipeline.NewEngine(cfg, *env); err != nil {
 		return p, err
@@ -107,10 +110,18 @@ func startProcessing(ctx context.Context, streams *IOStreams, env *pipeline.Env,
 }
 
 // close releases the models, then flushes telemetry (bounded), recording
-// the exit status the command's error leads to.
+// the exit status the command's error leads to and whether it was
+// interrupted. Log records stop going over OTLP first: the flush is their
+// last.
 func (p *processing) close(ctx context.Context, err error) {
 	if p.engine != nil {
 		p.engine.Close()
+		if p.engine.UsesGPU() && p.tel.GPUProcessUnseen() {
+			slog.New(p.logs).Warn("per-process GPU memory (anonymize.process.gpu.memory.usage) not recorded: NVML names GPU " +
+				"processes by host PID, and this process, in a PID namespace of its own, was never among them; run the " +
+				"container with pid: host (Compose) or hostPID: true (Kubernetes) to record it")
+		}
 	}
-	p.tel.Shutdown(ctx, exitCodeOf(ctx, err))
+	p.logs.detach()
+	p.tel.Shutdown(ctx, exitCodeOf(ctx, err), wasInterrupted(ctx, err))
 }

@@ -1,14 +1,25 @@
 package main
 
 import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+
 	"github.com/anonymize-dev/anonymize/internal/otlptest"
+	"github.com/anonymize-dev/anonymize/internal/testutil"
+	"github.com/anonymize-dev/anonymize/telemetry"
 	"github.com/anonymize-dev/anonymize/telemetry/wandb/wandbtest"
 )
 
@@ -70,10 +81,13 @@ func TestTelemetryOTLPAndWandB(t *testing.T) {
 				metrics[m.GetName()] = true
 			}
 			for _, want := range []string{"anonymize.detected_people", "anonymize.people_per_frame", "anonymize.frames",
-				"anonymize.stage.duration", "anonymize.masks", "anonymize.mask.fallbacks"} {
+				"anonymize.stage.duration", "anonymize.masks", "anonymize.mask.fallbacks", "anonymize.runs"} {
 				if !metrics[want] {
 					t.Errorf("OTLP: metric %s missing (got %v)", want, slices.Sorted(maps.Keys(metrics)))
 				}
+			}
+			if len(recv.Logs()) == 0 {
+				t.Error("OTLP: no log records (the models' \"model loaded\" at least)")
 			}
 			res := recv.Resources()
 			if len(res) == 0 || res[0]["service.name"] != "anonymize-test" || res[0]["deployment.environment"] != "ci" ||
@@ -217,4 +231,124 @@ func TestTelemetrySinksDownNeverHurtTheJob(t *testing.T) {
 		t.Fatal("no run after sync")
 	}
 	checkWandBRun(t, wrun, scene.Frames)
+}
+
+// TestLogsTiedToTheRun runs a video whose odd size makes the pipeline warn
+// while it runs, with OTLP and --log-format json: the warning reaches the
+// receiver as a record of the run's trace and span, stderr has it as a
+// JSON line with the same ids, and the run counts as started and
+// succeeded.
+func TestLogsTiedToTheRun(t *testing.T) {
+	detector, pose, clip, scene := e2eFixtures(t)
+	dir := t.TempDir()
+	in := filepath.Join(dir, "odd.mkv")
+	mustRun(t, testutil.Tool(t, "ffmpeg"), "-v", "error", "-y", "-i", clip, "-frames:v", "8", "-an",
+		"-vf", fmt.Sprintf("scale=%d:%d", scene.Width+1, scene.Height+1), "-c:v", "ffv1", in)
+	recv, endpoint := otlptest.StartHTTP(t)
+	r := run(t, []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"},
+		append(append([]string{"--log-format", "json", "video", "--device", "cpu", "--telemetry", "otlp"},
+			modelFlags(detector, pose)...), in, filepath.Join(dir, "out.mp4"))...)
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	if strings.Contains(r.stderr, "telemetry incomplete") {
+		t.Errorf("telemetry reported losses with a healthy receiver:\n%s", r.stderr)
+	}
+	var runSpan *tracepb.Span
+	for _, s := range recv.Spans() {
+		if s.GetName() == "anonymize_video" {
+			runSpan = s
+		}
+	}
+	if runSpan == nil {
+		t.Fatal("no anonymize_video span")
+	}
+	traceID, spanID := hex.EncodeToString(runSpan.GetTraceId()), hex.EncodeToString(runSpan.GetSpanId())
+
+	// OTLP: the warning, in the run's span; nothing in another trace.
+	var odd *logspb.LogRecord
+	for _, l := range recv.Logs() {
+		if strings.Contains(l.GetBody().GetStringValue(), "is odd") {
+			odd = l
+		}
+		if tid := hex.EncodeToString(l.GetTraceId()); tid != "" && tid != traceID {
+			t.Errorf("OTLP record %q in trace %s, not the run's %s", l.GetBody().GetStringValue(), tid, traceID)
+		}
+	}
+	if odd == nil {
+		t.Fatalf("OTLP: no odd-size warning among %d records", len(recv.Logs()))
+	}
+	if hex.EncodeToString(odd.GetTraceId()) != traceID || hex.EncodeToString(odd.GetSpanId()) != spanID ||
+		odd.GetSeverityNumber() != logspb.SeverityNumber_SEVERITY_NUMBER_WARN {
+		t.Errorf("OTLP warning trace %x span %x severity %v; want the run's %s %s and WARN",
+			odd.GetTraceId(), odd.GetSpanId(), odd.GetSeverityNumber(), traceID, spanID)
+	}
+
+	// stderr: records as JSON lines, the warning with the same ids.
+	found := false
+	for _, line := range strings.Split(strings.TrimSpace(r.stderr), "\n") {
+		if strings.HasPrefix(line, "anonymize: warning:") || strings.HasPrefix(line, "anonymize: error:") {
+			t.Errorf("a text record with --log-format json: %q", line)
+		}
+		if !strings.HasPrefix(line, "{") {
+			continue // the summary
+		}
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Errorf("not JSON: %q", line)
+			continue
+		}
+		if msg, _ := rec["msg"].(string); strings.Contains(msg, "is odd") {
+			found = true
+			if rec["level"] != "WARN" || rec["trace_id"] != traceID || rec["span_id"] != spanID {
+				t.Errorf("JSON warning %v: want WARN in trace %s span %s", rec, traceID, spanID)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no JSON line for the odd-size warning:\n%s", r.stderr)
+	}
+
+	// anonymize.runs: started and succeeded, the other series at 0.
+	got := map[string]int64{}
+	for _, m := range recv.Metrics() {
+		if m.GetName() == telemetry.MetricRuns {
+			clear(got) // cumulative: the last export has the totals
+			for _, p := range m.GetSum().GetDataPoints() {
+				got[otlptest.PointAttrs(p)[telemetry.AttrStatus]] = p.GetAsInt()
+			}
+		}
+	}
+	want := map[string]int64{telemetry.RunStarted: 1, telemetry.RunSucceeded: 1, telemetry.RunFailed: 0, telemetry.RunInterrupted: 0}
+	if !maps.Equal(got, want) {
+		t.Errorf("%s %v, want %v", telemetry.MetricRuns, got, want)
+	}
+}
+
+// TestWasInterrupted: the runs counter's interrupted is what Execute calls
+// an interruption: a signal, or a cancelled context (exit status 130).
+func TestWasInterrupted(t *testing.T) {
+	signalled, stop := context.WithCancelCause(context.Background())
+	stop(interruption{syscall.SIGTERM})
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	tests := []struct {
+		name string
+		ctx  context.Context
+		err  error
+		want bool
+	}{
+		{"succeeded", context.Background(), nil, false},
+		{"failed", context.Background(), errors.New("decode: broken"), false},
+		{"files failed", context.Background(), exitCodeError{3}, false},
+		{"signal", signalled, fmt.Errorf("in.mp4: %w", context.Canceled), true},
+		{"signal after the work", signalled, nil, true},
+		{"cancelled", cancelled, fmt.Errorf("in.mp4: %w", context.Canceled), true},
+		{"failed while cancelled", cancelled, errors.New("write: disk full"), false},
+	}
+	for _, tt := range tests {
+		if got := wasInterrupted(tt.ctx, tt.err); got != tt.want {
+			t.Errorf("%s: interrupted %v, want %v (exit %d)", tt.name, got, tt.want, exitCodeOf(tt.ctx, tt.err))
+		}
+	}
 }

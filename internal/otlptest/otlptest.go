@@ -1,5 +1,5 @@
 // Package otlptest is an OTLP receiver for tests and local measurements:
-// it accepts traces and metrics over gRPC and HTTP/protobuf, decodes them
+// it accepts traces, metrics and logs over gRPC and HTTP/protobuf, decodes them
 // and keeps what arrived, so a test can check what the program sent.
 package otlptest
 
@@ -13,9 +13,11 @@ import (
 	"sync"
 	"testing"
 
+	colllogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	collmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	colltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
 	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc"
@@ -28,6 +30,7 @@ type Receiver struct {
 	spans     []*tracepb.Span
 	resources []map[string]string
 	metrics   []*metricspb.Metric
+	logs      []*logspb.LogRecord
 	requests  int
 }
 
@@ -45,6 +48,13 @@ func (r *Receiver) Metrics() []*metricspb.Metric {
 	return append([]*metricspb.Metric(nil), r.metrics...)
 }
 
+// Logs returns every log record received.
+func (r *Receiver) Logs() []*logspb.LogRecord {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]*logspb.LogRecord(nil), r.logs...)
+}
+
 // Resources returns the resource attributes of every export, as strings.
 func (r *Receiver) Resources() []map[string]string {
 	r.mu.Lock()
@@ -52,7 +62,7 @@ func (r *Receiver) Resources() []map[string]string {
 	return append([]map[string]string(nil), r.resources...)
 }
 
-// Requests counts export requests of either signal.
+// Requests counts export requests of any signal.
 func (r *Receiver) Requests() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -83,7 +93,20 @@ func (r *Receiver) addMetrics(req *collmetrics.ExportMetricsServiceRequest) {
 	}
 }
 
-// HTTPHandler serves OTLP/HTTP protobuf at /v1/traces and /v1/metrics.
+func (r *Receiver) addLogs(req *colllogs.ExportLogsServiceRequest) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.requests++
+	for _, rl := range req.GetResourceLogs() {
+		r.resources = append(r.resources, attrs(rl.GetResource().GetAttributes()))
+		for _, sl := range rl.GetScopeLogs() {
+			r.logs = append(r.logs, sl.GetLogRecords()...)
+		}
+	}
+}
+
+// HTTPHandler serves OTLP/HTTP protobuf at /v1/traces, /v1/metrics and
+// /v1/logs.
 func (r *Receiver) HTTPHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/traces", func(w http.ResponseWriter, req *http.Request) {
@@ -101,6 +124,14 @@ func (r *Receiver) HTTPHandler() http.Handler {
 		}
 		r.addMetrics(&msg)
 		reply(w, &collmetrics.ExportMetricsServiceResponse{})
+	})
+	mux.HandleFunc("POST /v1/logs", func(w http.ResponseWriter, req *http.Request) {
+		var msg colllogs.ExportLogsServiceRequest
+		if !decode(w, req, &msg) {
+			return
+		}
+		r.addLogs(&msg)
+		reply(w, &colllogs.ExportLogsServiceResponse{})
 	})
 	return mux
 }
@@ -153,11 +184,22 @@ func (g grpcMetrics) Export(_ context.Context, req *collmetrics.ExportMetricsSer
 	return &collmetrics.ExportMetricsServiceResponse{}, nil
 }
 
+type grpcLogs struct {
+	colllogs.UnimplementedLogsServiceServer
+	r *Receiver
+}
+
+func (g grpcLogs) Export(_ context.Context, req *colllogs.ExportLogsServiceRequest) (*colllogs.ExportLogsServiceResponse, error) {
+	g.r.addLogs(req)
+	return &colllogs.ExportLogsServiceResponse{}, nil
+}
+
 // ServeGRPC serves the receiver over gRPC on l until stop is called.
 func (r *Receiver) ServeGRPC(l net.Listener) (stop func()) {
 	s := grpc.NewServer()
 	colltrace.RegisterTraceServiceServer(s, grpcTraces{r: r})
 	collmetrics.RegisterMetricsServiceServer(s, grpcMetrics{r: r})
+	colllogs.RegisterLogsServiceServer(s, grpcLogs{r: r})
 	go s.Serve(l)
 	return s.Stop
 }
@@ -200,3 +242,9 @@ func anyString(v *commonpb.AnyValue) string {
 
 // SpanAttrs returns a span's attributes as strings.
 func SpanAttrs(s *tracepb.Span) map[string]string { return attrs(s.GetAttributes()) }
+
+// PointAttrs returns a number data point's attributes as strings.
+func PointAttrs(p *metricspb.NumberDataPoint) map[string]string { return attrs(p.GetAttributes()) }
+
+// LogAttrs returns a log record's attributes as strings.
+func LogAttrs(l *logspb.LogRecord) map[string]string { return attrs(l.GetAttributes()) }

@@ -25,7 +25,7 @@ func BenchmarkFrameTelemetry(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer tel.Shutdown(context.Background(), 0)
+	defer tel.Shutdown(context.Background(), 0, false)
 	in, err := telemetry.NewInstruments()
 	if err != nil {
 		b.Fatal(err)

@@ -2,10 +2,14 @@ package export
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // spanCounter counts every span that ends, the baseline against which each
@@ -24,30 +28,54 @@ func (c *spanCounter) ForceFlush(context.Context) error                { return 
 // error handler too, which counts metric export failures.
 type countingExporter struct {
 	sdktrace.SpanExporter
-	sink     Sink
+	sink Sink
+	delivered
+}
+
+func (e *countingExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	e.add(len(spans), e.SpanExporter.ExportSpans(ctx, spans))
+	return nil
+}
+
+// delivered counts what an exporter accepted, and keeps its first error.
+type delivered struct {
 	exported atomic.Int64
 
 	mu       sync.Mutex
 	firstErr error
 }
 
-func (e *countingExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
-	if err := e.SpanExporter.ExportSpans(ctx, spans); err != nil {
-		e.mu.Lock()
-		if e.firstErr == nil {
-			e.firstErr = err
-		}
-		e.mu.Unlock()
-		return nil
+// add records one export of n items that ended with err.
+func (d *delivered) add(n int, err error) {
+	if err == nil {
+		d.exported.Add(int64(n))
+		return
 	}
-	e.exported.Add(int64(len(spans)))
-	return nil
+	d.mu.Lock()
+	if d.firstErr == nil {
+		d.firstErr = err
+	}
+	d.mu.Unlock()
 }
 
-func (e *countingExporter) err() error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.firstErr
+func (d *delivered) err() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.firstErr
+}
+
+// shortfall says how many of total items (what) did not reach sink, and
+// why; "" when all did.
+func (d *delivered) shortfall(total int64, what string, sink Sink) string {
+	lost := total - d.exported.Load()
+	if lost <= 0 {
+		return ""
+	}
+	why := "queue full or flush timed out"
+	if err := d.err(); err != nil {
+		why = firstLine(err)
+	}
+	return fmt.Sprintf("%d of %d %s not sent to %s (%s)", lost, total, what, sink, why)
 }
 
 // errorCounter is the global OpenTelemetry error handler: the SDK reports
@@ -58,9 +86,17 @@ type errorCounter struct {
 	n     atomic.Int64
 	mu    sync.Mutex
 	first error
+	// closing is set when Shutdown begins: a periodic export in flight is
+	// then cancelled, which is no loss, since the final export that
+	// follows carries the same cumulative data (and its own failure is
+	// reported apart).
+	closing atomic.Bool
 }
 
 func (h *errorCounter) Handle(err error) {
+	if h.closing.Load() && isCancellation(err) {
+		return
+	}
 	h.n.Add(1)
 	h.mu.Lock()
 	if h.first == nil {
@@ -73,4 +109,10 @@ func (h *errorCounter) firstErr() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.first
+}
+
+// isCancellation reports an error that only says its context was
+// cancelled, as the OTLP exporters return it (gRPC's status included).
+func isCancellation(err error) bool {
+	return errors.Is(err, context.Canceled) || status.Code(err) == codes.Canceled
 }

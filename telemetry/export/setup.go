@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/stdout/stdoutmetric"
 	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
+	sdklog "go.opentelemetry.io/otel/sdk/log"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -63,12 +64,21 @@ type Telemetry struct {
 	spans       *spanCounter
 	sinks       []*countingExporter
 	errs        *errorCounter
+	runs        *runCounter
+	// OTLP logs, when on: the provider, the handler the command's logger
+	// sends records to, and the counts that show what was lost.
+	lp          *sdklog.LoggerProvider
+	logs        slog.Handler
+	logsEmitted *logCounter
+	logSink     *countingLogExporter
 }
 
 // Setup installs the OpenTelemetry SDK as the global tracer and meter
-// providers, with one exporter per sink. Exporters run on their own
-// goroutines behind bounded queues, so a sink that is slow or down drops
-// telemetry instead of slowing the video job.
+// providers, with one exporter per sink, and counts the run as started
+// (anonymize.runs). Exporters run on their own goroutines behind bounded
+// queues, so a sink that is slow or down drops telemetry instead of
+// slowing the video job. With the OTLP sink, log records go there too,
+// through LogHandler.
 func Setup(ctx context.Context, o Options) (*Telemetry, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -187,16 +197,27 @@ func Setup(ctx context.Context, o Options) (*Telemetry, error) {
 	}
 	t.tp = sdktrace.NewTracerProvider(topts...)
 
+	if Has(o.Sinks, SinkOTLP) {
+		if err := t.startLogs(ctx, res); err != nil {
+			return nil, err
+		}
+	}
+
 	if t.gpu != nil {
 		if err := t.gpu.Register(t.mp.Meter(telemetry.ScopeName + "/gpu")); err != nil {
 			return nil, fmt.Errorf("telemetry: %w", err)
 		}
 	}
 
+	if t.runs, err = newRunCounter(t.mp.Meter(telemetry.ScopeName)); err != nil {
+		return nil, fmt.Errorf("telemetry: %w", err)
+	}
+
 	t.errs = &errorCounter{}
 	otel.SetErrorHandler(t.errs)
 	otel.SetTracerProvider(t.tp)
 	otel.SetMeterProvider(t.mp)
+	t.runs.start(ctx)
 	ok = true
 	return t, nil
 }
@@ -244,6 +265,14 @@ func (t *Telemetry) GPUMemory() func() (int64, bool) {
 	return t.gpu.ProcessMemory
 }
 
+// GPUProcessUnseen reports that NVML listed processes on the GPUs but never
+// this one, as in a container with a PID namespace of its own: the
+// per-process GPU memory was then not recorded. Meaningful after a run
+// that used the GPU only; see gpu.Collector.PIDNamespaceMismatch.
+func (t *Telemetry) GPUProcessUnseen() bool {
+	return t != nil && t.gpu != nil && t.gpu.PIDNamespaceMismatch()
+}
+
 // SetRunConfig adds what is only known once the models are loaded (their
 // sha256s, the execution provider) to the W&B run's config.
 func (t *Telemetry) SetRunConfig(cfg map[string]any) {
@@ -260,12 +289,16 @@ func (t *Telemetry) SetSummary(values map[string]any) {
 	}
 }
 
-// Shutdown flushes every sink within the shutdown timeout and logs one
-// warning when telemetry was lost. exitCode is the command's, for W&B.
+// Shutdown counts the run under how it ended (anonymize.runs), flushes
+// every sink within the shutdown timeout and logs one warning when
+// telemetry was lost. exitCode is the command's, for W&B and the count;
+// interrupted says the command was stopped (a signal, a cancelled
+// context) rather than failed. Stop sending records to LogHandler before:
+// the logs are flushed here too.
 // W&B and the OTLP/console exporters flush concurrently, so a collector
 // that is down cannot take the time W&B needs to finish its run (which is
 // local first, so nothing is lost there, only uploaded later).
-func (t *Telemetry) Shutdown(ctx context.Context, exitCode int) {
+func (t *Telemetry) Shutdown(ctx context.Context, exitCode int, interrupted bool) {
 	if t == nil || t.tp == nil {
 		return
 	}
@@ -277,6 +310,9 @@ func (t *Telemetry) Shutdown(ctx context.Context, exitCode int) {
 	}
 	ctx, cancel := context.WithTimeout(base, t.opts.ShutdownTimeout)
 	defer cancel()
+	// Before any reader stops: the final collection of each exports it.
+	t.runs.end(ctx, exitCode, interrupted)
+	t.errs.closing.Store(true)
 
 	var wandbProblem string
 	done := make(chan struct{})
@@ -295,8 +331,12 @@ func (t *Telemetry) Shutdown(ctx context.Context, exitCode int) {
 	}()
 
 	var problems []string
-	// A failed trace flush shows below as spans not sent, per sink.
+	// A failed trace or log flush shows below as spans or records not
+	// sent.
 	t.tp.Shutdown(ctx)
+	if t.lp != nil {
+		t.lp.Shutdown(ctx)
+	}
 	if err := withoutReaderShutdown(t.mp.Shutdown(ctx)); err != nil {
 		problems = append(problems, "final metrics export not delivered ("+firstLine(err)+")")
 	}
@@ -305,14 +345,14 @@ func (t *Telemetry) Shutdown(ctx context.Context, exitCode int) {
 	}
 	<-done
 
-	ended := t.spans.ended.Load()
 	for _, s := range t.sinks {
-		if lost := ended - s.exported.Load(); lost > 0 {
-			why := "queue full or flush timed out"
-			if err := s.err(); err != nil {
-				why = firstLine(err)
-			}
-			problems = append(problems, fmt.Sprintf("%d of %d spans not sent to %s (%s)", lost, ended, s.sink, why))
+		if p := s.shortfall(t.spans.ended.Load(), "spans", s.sink); p != "" {
+			problems = append(problems, p)
+		}
+	}
+	if t.lp != nil {
+		if p := t.logSink.shortfall(t.logsEmitted.emitted.Load(), "log records", SinkOTLP); p != "" {
+			problems = append(problems, p)
 		}
 	}
 	if n := t.errs.n.Load(); n > 0 {
@@ -333,6 +373,9 @@ func (t *Telemetry) abort() {
 	defer cancel()
 	if t.tp != nil {
 		t.tp.Shutdown(ctx)
+	}
+	if t.lp != nil {
+		t.lp.Shutdown(ctx)
 	}
 	if t.mp != nil {
 		t.mp.Shutdown(ctx)

@@ -3,12 +3,14 @@ package export
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock"
+	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxa100"
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -52,7 +54,7 @@ func TestSetupWiresGPUToBothSinks(t *testing.T) {
 	in.DetectedPeople.Record(ctx, 4)
 	root.SetAttributes(attribute.Int("people.count", 4))
 	root.End()
-	tel.Shutdown(context.Background(), 0)
+	tel.Shutdown(context.Background(), 0, false)
 	if strings.Contains(logs.String(), "telemetry incomplete") {
 		t.Errorf("losses reported:\n%s", logs.String())
 	}
@@ -113,7 +115,7 @@ func TestSetupWithoutNVML(t *testing.T) {
 	}
 	in, _ := telemetry.NewInstruments()
 	in.DetectedPeople.Record(context.Background(), 2)
-	tel.Shutdown(context.Background(), 0)
+	tel.Shutdown(context.Background(), 0, false)
 	if n := strings.Count(logs.String(), "GPU metrics off"); n != 1 {
 		t.Errorf("%d 'GPU metrics off' lines, want 1:\n%s", n, logs.String())
 	}
@@ -173,5 +175,41 @@ func TestResourceInstanceID(t *testing.T) {
 	t.Setenv("OTEL_RESOURCE_ATTRIBUTES", "service.instance.id=batch-pod-3")
 	if got := id(); got != "batch-pod-3" {
 		t.Errorf("instance id %q with OTEL_RESOURCE_ATTRIBUTES set, want batch-pod-3", got)
+	}
+}
+
+// TestGPUProcessUnseen: the per-process GPU memory's blind spot in a PID
+// namespace of its own is reported, and only then.
+func TestGPUProcessUnseen(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		foreign bool
+		want    bool
+	}{
+		{"this process listed", false, false},
+		{"only other processes listed", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lib := gputest.H100s(1)
+			if tc.foreign {
+				lib.Devices[0].(*dgxa100.Device).GetComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) {
+					return []nvml.ProcessInfo{{Pid: 1, UsedGpuMemory: 5 << 30}}, nvml.SUCCESS
+				}
+			}
+			tel, err := Setup(context.Background(), Options{
+				Sinks: []Sink{SinkConsole}, Console: io.Discard, NVML: lib, Getenv: func(string) string { return "" },
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tel.Shutdown(context.Background(), 0, false)
+			mem, ok := tel.GPUMemory()()
+			if ok == tc.want || (ok && mem != 1<<30) {
+				t.Errorf("process GPU memory %d, %v", mem, ok)
+			}
+			if got := tel.GPUProcessUnseen(); got != tc.want {
+				t.Errorf("GPUProcessUnseen() = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

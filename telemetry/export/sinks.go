@@ -1,7 +1,7 @@
 // Package export installs the OpenTelemetry SDK for a run and connects it
 // to the sinks the user chose: OTLP (to a Collector), Weights & Biases,
 // the console. The pipeline's instrumentation stays on the OpenTelemetry
-// API; this package decides where its spans and metrics go.
+// API; this package decides where its spans, metrics and logs go.
 package export
 
 import (
@@ -28,6 +28,7 @@ var endpointVars = []string{
 	"OTEL_EXPORTER_OTLP_ENDPOINT",
 	"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
 	"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+	"OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
 }
 
 // ParseSinks parses the --telemetry value: a comma-separated list of otlp,

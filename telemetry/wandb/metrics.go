@@ -20,6 +20,7 @@ const (
 	MetricGPUMemoryLimit       = "hw.gpu.memory.limit"
 	MetricTemperature          = "hw.temperature"
 	MetricPower                = "hw.power"
+	MetricGPUPowerLimit        = "hw.gpu.power.limit"
 	MetricProcessGPUMemory     = "anonymize.process.gpu.memory.usage"
 	MetricDetectedPeople       = "anonymize.detected_people"
 
@@ -28,6 +29,9 @@ const (
 	// AttrHWType says what hw.temperature and hw.power measure; only "gpu"
 	// is kept.
 	AttrHWType = "hw.type"
+	// AttrGPUTask says what part of the GPU hw.gpu.utilization measures:
+	// general, encoder or decoder. Only general is W&B's GPU utilisation.
+	AttrGPUTask = "hw.gpu.task"
 )
 
 // gpuMetric maps one OpenTelemetry metric to a W&B system metric.
@@ -35,6 +39,9 @@ type gpuMetric struct {
 	key     func(i int) string
 	scale   float64 // 100 turns a 0–1 ratio into W&B's percent
 	gpuOnly bool    // needs hw.type=gpu (shared hardware metric names)
+	// task, when set, keeps only the points with that hw.gpu.task, or
+	// none: a series without one is the GPU as a whole.
+	task string
 }
 
 func systemGPU(name string) func(int) string {
@@ -42,12 +49,13 @@ func systemGPU(name string) func(int) string {
 }
 
 var gpuMetrics = map[string]gpuMetric{
-	MetricGPUUtilization:       {key: systemGPU("gpu"), scale: 100},
+	MetricGPUUtilization:       {key: systemGPU("gpu"), scale: 100, task: "general"},
 	MetricGPUMemoryUtilization: {key: systemGPU("memoryAllocated"), scale: 100},
 	MetricGPUMemoryUsage:       {key: systemGPU("memoryAllocatedBytes"), scale: 1},
 	MetricGPUMemoryLimit:       {key: systemGPU("memoryTotalBytes"), scale: 1},
 	MetricTemperature:          {key: systemGPU("temp"), scale: 1, gpuOnly: true},
 	MetricPower:                {key: systemGPU("powerWatts"), scale: 1, gpuOnly: true},
+	MetricGPUPowerLimit:        {key: systemGPU("enforcedPowerLimitWatts"), scale: 1},
 	MetricProcessGPUMemory: {key: func(i int) string {
 		return fmt.Sprintf("system.gpu.process.%d.memoryAllocatedBytes", i)
 	}, scale: 1},
@@ -113,6 +121,11 @@ func (e *metricExporter) Export(_ context.Context, rm *metricdata.ResourceMetric
 				}
 				if gm.gpuOnly {
 					if v, ok := attrs.Value(AttrHWType); !ok || v.AsString() != "gpu" {
+						return
+					}
+				}
+				if gm.task != "" {
+					if v, ok := attrs.Value(AttrGPUTask); ok && v.AsString() != gm.task {
 						return
 					}
 				}

@@ -40,10 +40,16 @@ func TestMetricEvents(t *testing.T) {
 	at := runStart.Add(3 * time.Second)
 	id := func(u string) attribute.KeyValue { return attribute.String(AttrHWID, u) }
 	gpuType := attribute.String(AttrHWType, "gpu")
+	task := func(t string) attribute.KeyValue { return attribute.String(AttrGPUTask, t) }
 
 	exports := []*metricdata.ResourceMetrics{
 		{ScopeMetrics: []metricdata.ScopeMetrics{{Metrics: []metricdata.Metrics{
-			gauge(MetricGPUUtilization, point(at, 0.25, id(gpuA)), point(at, 0.5, id(gpuB))),
+			// Only the general utilisation is W&B's GPU utilisation; the
+			// video engines' come after it and must not overwrite it.
+			gauge(MetricGPUUtilization,
+				point(at, 0.25, id(gpuA), task("general")), point(at, 0.5, id(gpuB), task("general")),
+				point(at, 0.9, id(gpuA), task("decoder")), point(at, 0.8, id(gpuB), task("decoder")),
+				point(at, 0.0, id(gpuA), task("encoder")), point(at, 0.0, id(gpuB), task("encoder"))),
 			gauge(MetricGPUMemoryUtilization, point(at, 0.125, id(gpuA)), point(at, 1.0, id(gpuB))),
 			gauge(MetricGPUMemoryUsage, point(at, int64(3<<30), id(gpuA)), point(at, int64(5<<30), id(gpuB))),
 			gauge(MetricGPUMemoryLimit, point(at, int64(80<<30), id(gpuA)), point(at, int64(80<<30), id(gpuB))),
@@ -52,12 +58,16 @@ func TestMetricEvents(t *testing.T) {
 				// A CPU sensor under the same name is not a GPU's.
 				point(at, 99.0, id("cpu0"), attribute.String(AttrHWType, "cpu"))),
 			gauge(MetricPower, point(at, 310.5, id(gpuA), gpuType), point(at, 120.0, id(gpuB), gpuType)),
+			gauge(MetricGPUPowerLimit, point(at, 700.0, id(gpuA), gpuType), point(at, 350.0, id(gpuB), gpuType)),
 		}}}},
 		{ScopeMetrics: []metricdata.ScopeMetrics{{Metrics: []metricdata.Metrics{
 			gauge(MetricProcessGPUMemory, point(at.Add(time.Second), int64(1<<30), id(gpuA))),
 			gauge(MetricDetectedPeople, point(at.Add(time.Second), int64(3))),
-			// Unknown to the lookup: the first free index, 2.
+			// Unknown to the lookup: the first free index, 2. No
+			// hw.gpu.task: the GPU as a whole.
 			gauge(MetricGPUUtilization, point(at.Add(time.Second), 0.75, id("GPU-cccc"))),
+			// A decoder alone adds nothing.
+			gauge(MetricGPUUtilization, point(at.Add(time.Second), 0.3, id(gpuA), task("decoder"))),
 			gauge("anonymize.frames", point(at, int64(10))),
 		}}}},
 		// Only metrics W&B does not get: no line.
@@ -85,6 +95,7 @@ func TestMetricEvents(t *testing.T) {
 			"system.gpu.1.memoryTotalBytes": float64(80 << 30), "system.gpu.0.memoryTotalBytes": float64(80 << 30),
 			"system.gpu.1.temp": 61.0, "system.gpu.0.temp": 45.0,
 			"system.gpu.1.powerWatts": 310.5, "system.gpu.0.powerWatts": 120.0,
+			"system.gpu.1.enforcedPowerLimitWatts": 700.0, "system.gpu.0.enforcedPowerLimitWatts": 350.0,
 			"_wandb": true, "_timestamp": float64(at.Unix()), "_runtime": 3.0,
 		},
 		{

@@ -50,7 +50,7 @@ func main() {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt)
 	<-sig
-	fmt.Printf("OTLP: %d requests, %d spans, %d metric series\n", recv.Requests(), len(recv.Spans()), len(recv.Metrics()))
+	fmt.Printf("OTLP: %d requests, %d spans, %d metric series, %d log records\n", recv.Requests(), len(recv.Spans()), len(recv.Metrics()), len(recv.Logs()))
 	for _, r := range wb.Runs() {
 		fmt.Printf("W&B run %s: %d history rows, %d events, complete=%v\n", r.Name, r.History.Len(), r.Events.Len(), r.Complete)
 	}
