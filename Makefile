@@ -75,8 +75,10 @@ testdata: $(DETECTOR) $(POSE) $(SAMPLE) $(REAL_CLIPS) $(PHOTOS)
 
 # The second run counts gocv Mats (matprofile) to catch leaks and double
 # frees on every path the pipeline stages can end by.
+# The timeout leaves room for deploy's first builds of the Collector,
+# Jaeger and Prometheus (about 20 minutes on 2 cores; cached after).
 test: setup testdata
-	ANONYMIZE_TEST_REQUIRE=1 $(GO) test -count=1 -timeout 30m ./...
+	ANONYMIZE_TEST_REQUIRE=1 $(GO) test -count=1 -timeout 60m ./...
 	ANONYMIZE_TEST_REQUIRE=1 $(GO) test -count=1 -tags matprofile -run 'LeavesNoMat' ./pipeline ./audit
 
 demo: setup build testdata

@@ -197,17 +197,18 @@ func startCollector(t *testing.T) *collector {
 func startCollectorTo(t *testing.T, jaeger string) *collector {
 	t.Helper()
 	bin := collectorBinary(t)
-	c := &collector{
-		otlpHTTP: freeAddr(t), otlpGRPC: freeAddr(t), prometheus: freeAddr(t), internal: freeAddr(t),
-		traces: filepath.Join(t.TempDir(), "traces.jsonl"), logs: filepath.Join(t.TempDir(), "logs.jsonl"),
-	}
-	host, port, _ := net.SplitHostPort(c.internal)
-	start(t, bin, "http://"+c.prometheus+"/metrics", []string{
-		"OTLP_GRPC_ENDPOINT=" + c.otlpGRPC, "OTLP_HTTP_ENDPOINT=" + c.otlpHTTP,
-		"PROMETHEUS_ENDPOINT=" + c.prometheus, "JAEGER_OTLP_ENDPOINT=" + jaeger,
-		"TRACES_FILE=" + c.traces, "LOGS_FILE=" + c.logs, "SPANMETRICS_FLUSH_INTERVAL=1s",
-		"COLLECTOR_TELEMETRY_HOST=" + host, "COLLECTOR_TELEMETRY_PORT=" + port, "COLLECTOR_LOG_LEVEL=warn",
-	}, "--config", filepath.Join(testutil.RepoRoot(t), "deploy", "otel-collector", "config.yaml"))
+	c := &collector{traces: filepath.Join(t.TempDir(), "traces.jsonl"), logs: filepath.Join(t.TempDir(), "logs.jsonl")}
+	config := filepath.Join(testutil.RepoRoot(t), "deploy", "otel-collector", "config.yaml")
+	start(t, bin, func() launch {
+		c.otlpHTTP, c.otlpGRPC, c.prometheus, c.internal = freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+		host, port, _ := net.SplitHostPort(c.internal)
+		return launch{env: []string{
+			"OTLP_GRPC_ENDPOINT=" + c.otlpGRPC, "OTLP_HTTP_ENDPOINT=" + c.otlpHTTP,
+			"PROMETHEUS_ENDPOINT=" + c.prometheus, "JAEGER_OTLP_ENDPOINT=" + jaeger,
+			"TRACES_FILE=" + c.traces, "LOGS_FILE=" + c.logs, "SPANMETRICS_FLUSH_INTERVAL=1s",
+			"COLLECTOR_TELEMETRY_HOST=" + host, "COLLECTOR_TELEMETRY_PORT=" + port, "COLLECTOR_LOG_LEVEL=warn",
+		}, args: []string{"--config", config}, ready: "http://" + c.prometheus + "/metrics"}
+	})
 	return c
 }
 

@@ -79,36 +79,73 @@ func (p *stackProgram) build(t *testing.T) (string, error) {
 	})
 }
 
-// start runs a program until the test ends; ready is polled until it
-// answers 200.
-func start(t *testing.T, name, ready string, env []string, args ...string) {
+// launch says how to run a program once: its environment and arguments,
+// and a URL that answers 200 once it is ready.
+type launch struct {
+	env, args []string
+	ready     string
+}
+
+// start runs a program until the test ends. Each attempt's launch comes
+// from next, with addresses picked afresh: a port freeAddr found free can
+// be taken by another test's process before this one binds it, and then
+// the program exits at once and is started again.
+func start(t *testing.T, name string, next func() launch) {
 	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Env = append(os.Environ(), env...)
-	var log syncBuffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("%s log:\n%s", filepath.Base(name), tail(log.String(), 30))
+	for attempt := 1; ; attempt++ {
+		l := next()
+		cmd := exec.Command(name, l.args...)
+		cmd.Env = append(os.Environ(), l.env...)
+		log := &syncBuffer{}
+		cmd.Stdout, cmd.Stderr = log, log
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
 		}
-	})
-	deadline := time.Now().Add(60 * time.Second)
+		exited := make(chan struct{})
+		go func() { cmd.Wait(); close(exited) }()
+		t.Cleanup(func() {
+			cmd.Process.Signal(os.Interrupt)
+			<-exited
+			if t.Failed() {
+				t.Logf("%s log:\n%s", filepath.Base(name), tail(log.String(), 30))
+			}
+		})
+		err := waitReady(l.ready, exited)
+		if err == nil {
+			return
+		}
+		if attempt < 3 && strings.Contains(log.String(), "address already in use") {
+			t.Logf("%s: a port was taken meanwhile; again with others", filepath.Base(name))
+			continue
+		}
+		t.Fatalf("%s did not come up (%s: %v)\n%s", filepath.Base(name), l.ready, err, tail(log.String(), 30))
+	}
+}
+
+// waitReady polls url until it answers 200, the process exits, or a
+// minute has passed.
+func waitReady(url string, exited <-chan struct{}) error {
+	deadline := time.Now().Add(time.Minute)
 	for {
-		resp, err := http.Get(ready)
+		resp, err := http.Get(url)
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
 			err = fmt.Errorf("%s", resp.Status)
+			if resp.StatusCode == http.StatusOK {
+				err = nil
+			}
+		}
+		select {
+		case <-exited:
+			// (An answer from someone else on the port counts for nothing.)
+			return fmt.Errorf("exited (last answer: %v)", err)
+		default:
+		}
+		if err == nil {
+			return nil
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s did not come up (%s: %v)\n%s", filepath.Base(name), ready, err, tail(log.String(), 30))
+			return err
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -136,14 +173,18 @@ func (b *syncBuffer) String() string {
 func startJaeger(t *testing.T) (otlp, query string) {
 	t.Helper()
 	bin := jaegerBuild.binary(t, "jaeger")
-	otlp, query, health := freeAddr(t), freeAddr(t), freeAddr(t)
-	telemetryHost, telemetryPort, _ := net.SplitHostPort(freeAddr(t))
-	start(t, bin, "http://"+health+"/status", []string{
-		"JAEGER_OTLP_GRPC_ENDPOINT=" + otlp, "JAEGER_QUERY_HTTP_ENDPOINT=" + query,
-		"JAEGER_QUERY_GRPC_ENDPOINT=" + freeAddr(t), "JAEGER_HEALTH_ENDPOINT=" + health,
-		"JAEGER_TELEMETRY_HOST=" + telemetryHost, "JAEGER_TELEMETRY_PORT=" + telemetryPort,
-		"JAEGER_LOG_LEVEL=warn",
-	}, "--config", filepath.Join(testutil.RepoRoot(t), "deploy", "jaeger", "config.yaml"))
+	config := filepath.Join(testutil.RepoRoot(t), "deploy", "jaeger", "config.yaml")
+	start(t, bin, func() launch {
+		var health string
+		otlp, query, health = freeAddr(t), freeAddr(t), freeAddr(t)
+		telemetryHost, telemetryPort, _ := net.SplitHostPort(freeAddr(t))
+		return launch{env: []string{
+			"JAEGER_OTLP_GRPC_ENDPOINT=" + otlp, "JAEGER_QUERY_HTTP_ENDPOINT=" + query,
+			"JAEGER_QUERY_GRPC_ENDPOINT=" + freeAddr(t), "JAEGER_HEALTH_ENDPOINT=" + health,
+			"JAEGER_TELEMETRY_HOST=" + telemetryHost, "JAEGER_TELEMETRY_PORT=" + telemetryPort,
+			"JAEGER_LOG_LEVEL=warn",
+		}, args: []string{"--config", config}, ready: "http://" + health + "/status"}
+	})
 	return otlp, "http://" + query
 }
 
@@ -176,11 +217,15 @@ func startPrometheus(t *testing.T, col *collector) string {
 	for _, f := range list(cfg["rule_files"]) {
 		copyFile(t, filepath.Join(src, f.(string)), filepath.Join(dir, f.(string)), 0o644)
 	}
-	addr := freeAddr(t)
-	// The flags docker-compose.yml gives, but for the paths.
-	start(t, bin, "http://"+addr+"/-/ready", nil,
-		"--config.file="+filepath.Join(dir, "prometheus.yml"), "--enable-feature=exemplar-storage",
-		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr, "--log.level=warn")
+	var addr string
+	start(t, bin, func() launch {
+		addr = freeAddr(t)
+		// The flags docker-compose.yml gives, but for the paths.
+		return launch{args: []string{
+			"--config.file=" + filepath.Join(dir, "prometheus.yml"), "--enable-feature=exemplar-storage",
+			"--storage.tsdb.path=" + filepath.Join(dir, "data"), "--web.listen-address=" + addr, "--log.level=warn",
+		}, ready: "http://" + addr + "/-/ready"}
+	})
 	return "http://" + addr
 }
 
