@@ -104,5 +104,46 @@ demo: setup build testdata
 bench: setup build
 	$(BIN) bench --device auto
 
+# Real-size models with random weights in $(REALARCH_DIR): the real DETR and
+# TransPose architectures, untrained (they find nobody), for measuring speed
+# and checking the program against what real exports look like without the
+# published weights. Not part of `make test`. TRANSPOSE_SRC and DETR_SRC name
+# checkouts of yangsenius/TransPose and facebookresearch/detr at the commits
+# the export scripts pin (see models/README.md, "Real-size test models");
+# without TRANSPOSE_SRC the pinned TransPose commit is downloaded, without
+# DETR_SRC DETR is built with transformers if installed, else skipped.
+# EXPORT_PYTHON defaults to the first of python3 and /usr/bin/python3 that
+# has PyTorch, onnx and PyYAML.
+REALARCH_DIR  := testdata/realarch
+TRANSPOSE_SRC ?=
+DETR_SRC      ?=
+EXPORT_PYTHON ?=
+
+.PHONY: realarch
+realarch: ort $(DETECTOR) $(POSE)
+	@set -e; py="$(EXPORT_PYTHON)"; \
+	if [ -z "$$py" ]; then for p in python3 /usr/bin/python3; do \
+		if $$p -c 'import torch, onnx, yaml' 2>/dev/null; then py=$$p; break; fi; \
+	done; fi; \
+	if [ -z "$$py" ]; then echo "realarch: no Python with torch, onnx and PyYAML; set EXPORT_PYTHON (see models/README.md)" >&2; exit 1; fi; \
+	mkdir -p $(REALARCH_DIR); \
+	echo "$$py models/export/export_transpose.py --random-init $(if $(TRANSPOSE_SRC),--source $(TRANSPOSE_SRC)) --out $(REALARCH_DIR)"; \
+	$$py models/export/export_transpose.py --random-init $(if $(TRANSPOSE_SRC),--source $(TRANSPOSE_SRC)) --out $(REALARCH_DIR); \
+	if [ -n "$(DETR_SRC)" ] || $$py -c 'import transformers' 2>/dev/null; then \
+		echo "$$py models/export/export_detr.py --random-init $(if $(DETR_SRC),--source $(DETR_SRC)) --out $(REALARCH_DIR)"; \
+		$$py models/export/export_detr.py --random-init $(if $(DETR_SRC),--source $(DETR_SRC)) --out $(REALARCH_DIR); \
+	else \
+		echo "realarch: skipping DETR: set DETR_SRC to a checkout of facebookresearch/detr at the commit models/export/export_detr.py pins, or install transformers"; \
+	fi
+
+# The benchmark with the real-size models of `make realarch` (the models'
+# own cost: about 1.3 s a frame for DETR on 2 CPU cores).
+.PHONY: bench-realarch
+bench-realarch: setup build
+	@test -f $(REALARCH_DIR)/detr-resnet-50.onnx -a -f $(REALARCH_DIR)/transpose-h-a4-256x192.onnx || \
+		{ echo "bench-realarch: run make realarch first (see models/README.md)" >&2; exit 1; }
+	$(BIN) bench --device auto --detector-model $(REALARCH_DIR)/detr-resnet-50.onnx \
+		--pose-model $(REALARCH_DIR)/transpose-h-a4-256x192.onnx
+
 clean:
-	rm -rf bin out $(MODELS_DIR)/*.onnx $(CLIPS_DIR) $(PHOTOS_DIR) $(AUDIT_MODEL)
+	rm -rf bin out $(MODELS_DIR)/*.onnx $(CLIPS_DIR) $(PHOTOS_DIR) $(AUDIT_MODEL) $(REALARCH_DIR)

@@ -277,6 +277,17 @@ func (p *puller) pull(ctx context.Context) (string, error) {
 	if err := p.download(ctx, src, part, entry); err != nil {
 		return "", err
 	}
+	// The right bytes (the sha256 matched) may still be the wrong model:
+	// a manifest that lists a pose model as the detector, an export with
+	// other tensor names. Such a file is never installed where the program
+	// would load it.
+	if m, err := Lookup(entry.Name); err == nil {
+		if err := m.Contract.CheckFile(part); err != nil {
+			os.Remove(part)
+			return "", fmt.Errorf("the models server's %s is not a model the program can run as its %s, so it was not installed "+
+				"(tell whoever runs the server at %s): %w", entry.Name, m.Role, p.manifestURL, err)
+		}
+	}
 	if err := os.Rename(part, final); err != nil {
 		return "", fmt.Errorf("install %s: %w", final, err)
 	}

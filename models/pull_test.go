@@ -19,19 +19,54 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/anonymize-dev/anonymize/models/onnxgraph"
 )
 
 const testModel = "detr-resnet-50"
 
-// modelData is a few MB of reproducible noise standing in for a model.
+// modelData is a detector model that fits the DETR contract, made exactly
+// n bytes long with reproducible noise in its
+// doc_string: a download of the size of a real model, which pull's
+// contract check accepts.
 func modelData(t *testing.T, n int) []byte {
 	t.Helper()
-	r := rand.New(rand.NewChaCha8([32]byte{1, 2, 3}))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
+	base := detectorModel(t, onnxgraph.Param("batch"))
+	const docString = 6 // ModelProto.doc_string
+	pad := n - len(base) - 1
+	for pad > 0 && 1+protowire.SizeVarint(uint64(pad))+pad+len(base) > n {
+		pad--
 	}
-	return b
+	if pad <= 0 || len(base)+1+protowire.SizeVarint(uint64(pad))+pad != n {
+		t.Fatalf("modelData(%d): cannot pad the %d-byte detector to that size", n, len(base))
+	}
+	r := rand.New(rand.NewChaCha8([32]byte{1, 2, 3}))
+	noise := make([]byte, pad)
+	for i := range noise {
+		noise[i] = byte(r.Uint32())
+	}
+	b := protowire.AppendTag(append([]byte(nil), base...), docString, protowire.BytesType)
+	return protowire.AppendBytes(b, noise)
+}
+
+// detectorModel declares DETR's inputs and outputs (batch as given) and
+// computes nothing worth running: pull only reads what it declares.
+func detectorModel(t *testing.T, batch onnxgraph.Dim) []byte {
+	t.Helper()
+	g := onnxgraph.New("detr-contract")
+	x := g.Input(DETRPixelValues, onnxgraph.Float32, batch, onnxgraph.Fixed(3), onnxgraph.Param("height"), onnxgraph.Param("width"))
+	g.Input(DETRPixelMask, onnxgraph.Int64, batch, onnxgraph.Param("height"), onnxgraph.Param("width"))
+	g.Node("Identity", []string{x}, []string{DETRLogits})
+	g.Node("Identity", []string{x}, []string{DETRPredBoxes})
+	g.Output(DETRLogits, onnxgraph.Float32, batch, onnxgraph.Fixed(100), onnxgraph.Fixed(92))
+	g.Output(DETRPredBoxes, onnxgraph.Float32, batch, onnxgraph.Fixed(100), onnxgraph.Fixed(4))
+	data, err := g.Marshal(17)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
 
 func sha(b []byte) string {
@@ -491,6 +526,54 @@ func TestPullConfigErrors(t *testing.T) {
 	}
 }
 
+// TestPullRefusesAModelThatDoesNotFit: a download whose sha256 matches the
+// manifest but whose tensors do not fit the model's contract is not
+// installed, and nothing of it is left to be resumed.
+func TestPullRefusesAModelThatDoesNotFit(t *testing.T) {
+	pose := onnxgraph.New("pose")
+	in := pose.Input("input", onnxgraph.Float32, onnxgraph.Param("batch"), onnxgraph.Fixed(3), onnxgraph.Fixed(256), onnxgraph.Fixed(192))
+	pose.Node("Identity", []string{in}, []string{"heatmaps"})
+	pose.Output("heatmaps", onnxgraph.Float32, onnxgraph.Param("batch"), onnxgraph.Fixed(17), onnxgraph.Fixed(64), onnxgraph.Fixed(48))
+	poseData, err := pose.Marshal(17)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name    string
+		data    []byte
+		wantErr string
+	}{
+		{"a pose model listed as the detector", poseData, `no tensor "pixel_values"`},
+		{"not an ONNX file", []byte("<html>moved</html>"), "not an ONNX model"},
+		{"a detector traced with a fixed batch of 1", detectorModel(t, onnxgraph.Fixed(1)), ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newModelServer(t, entryFor(tt.data), serve(tt.data))
+			dir := t.TempDir()
+			var sl sleeps
+			path, err := Pull(context.Background(), options(srv, dir, &sl))
+			if tt.wantErr == "" {
+				// A fixed batch is the export's choice: it fits, and the
+				// run says which --batch to pass.
+				if err != nil {
+					t.Fatalf("Pull: %v", err)
+				}
+				assertInstalled(t, path, tt.data)
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), "not installed") {
+				t.Fatalf("Pull error = %v, want one containing %q and 'not installed'", err, tt.wantErr)
+			}
+			entries, _ := os.ReadDir(dir)
+			for _, e := range entries {
+				if strings.HasSuffix(e.Name(), ".onnx") || strings.HasSuffix(e.Name(), ".part") {
+					t.Errorf("%s left in the model folder", e.Name())
+				}
+			}
+		})
+	}
+}
+
 func TestPullAlreadyInstalled(t *testing.T) {
 	data := modelData(t, 1<<20)
 	tests := []struct {
@@ -601,7 +684,7 @@ func TestPullStalledConnection(t *testing.T) {
 }
 
 func TestPullWritesManifestCache(t *testing.T) {
-	data := modelData(t, 1000)
+	data := modelData(t, 64<<10)
 	srv := newModelServer(t, entryFor(data), serve(data))
 	dir := filepath.Join(t.TempDir(), "new", "models")
 	var sl sleeps

@@ -47,7 +47,7 @@ var Registry = []Model{
 		Role:        RolePose,
 		File:        "transpose-h-a4-256x192.onnx",
 		Description: "pose estimator: TransPose-H-A4, 256x192 input, 17 COCO keypoints",
-		Upstream:    "torch.hub yangsenius/TransPose tph_a4_256x192",
+		Upstream:    "yangsenius/TransPose at commit 5ba5bf3ae01d, weights of its Hub release tp_h_48_256x192_enc4_d96_h192_mh1.pth",
 		Export:      "models/export/export_transpose.py",
 		Flag:        "--pose-model",
 		Contract:    TransPose,

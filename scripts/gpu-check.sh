@@ -6,7 +6,7 @@
 # `anonymize doctor` on the device with the same models, and prints it all.
 #
 #   scripts/gpu-check.sh --ort-lib /path/to/libonnxruntime.so.1 \
-#       [--detector-model detr.onnx --pose-model transpose.onnx] [--frames N]
+#       [--detector-model detr.onnx --pose-model transpose.onnx | --realarch] [--frames N]
 #
 # The ONNX Runtime library must be a build with the CUDA provider, with
 # libonnxruntime_providers_shared.so and libonnxruntime_providers_cuda.so
@@ -28,6 +28,14 @@ while [[ $# -gt 0 ]]; do
 	--ort-lib) ort_lib="$2"; shift 2 ;;
 	--detector-model) detector="$2"; shift 2 ;;
 	--pose-model) pose="$2"; shift 2 ;;
+	--realarch)
+		# The real-size random-weight models of `make realarch`.
+		detector=testdata/realarch/detr-resnet-50.onnx pose=testdata/realarch/transpose-h-a4-256x192.onnx
+		if [[ ! -f ${detector} || ! -f ${pose} ]]; then
+			echo "gpu-check: --realarch: run make realarch first (see models/README.md)" >&2
+			exit 2
+		fi
+		shift ;;
 	--frames) frames="$2"; shift 2 ;;
 	--allow-cpu) allow_cpu=1; shift ;;
 	-h|--help) sed -n '2,22p' "$0"; exit 0 ;;

@@ -23,12 +23,14 @@ import (
 type DataType int32
 
 // The element types this package can declare. Only Float32 and Int64 tensors
-// can be written as constants; Bool exists for declaring inputs and outputs.
+// can be written as constants; Bool exists for declaring inputs and outputs,
+// Float16 for reading them (Signature) from half-precision exports.
 const (
 	Float32 DataType = 1
 	Uint8   DataType = 2
 	Int64   DataType = 7
 	Bool    DataType = 9
+	Float16 DataType = 10
 	Float64 DataType = 11
 )
 
@@ -42,6 +44,8 @@ func (t DataType) String() string {
 		return "int64"
 	case Bool:
 		return "bool"
+	case Float16:
+		return "float16"
 	case Float64:
 		return "float64"
 	}

@@ -2,11 +2,14 @@ package onnxgraph_test
 
 import (
 	"os"
+	"slices"
 	"testing"
 
 	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/anonymize-dev/anonymize/internal/testutil"
+	"github.com/anonymize-dev/anonymize/models/onnxgraph"
+	"github.com/anonymize-dev/anonymize/models/synthetic"
 )
 
 func initORT(t *testing.T) {
@@ -84,4 +87,45 @@ func tensorData[T ort.TensorData](t *testing.T, v ort.Value) ([]int64, []T) {
 		t.Fatalf("output is %T, want *ort.Tensor[%T]", v, *new(T))
 	}
 	return tensor.GetShape(), tensor.GetData()
+}
+
+// TestSignatureAgreesWithORT: what Signature reads from a file is what
+// ONNX Runtime reports for it (names, types, fixed and symbolic sizes).
+func TestSignatureAgreesWithORT(t *testing.T) {
+	initORT(t)
+	det, err := synthetic.DetectorModel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pose, err := synthetic.PoseModel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, model := range map[string][]byte{"detector": det, "pose": pose} {
+		t.Run(name, func(t *testing.T) {
+			in, out, err := onnxgraph.Signature(model)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ortIn, ortOut, err := ort.GetInputOutputInfoWithONNXData(model)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range []struct {
+				what string
+				ours []onnxgraph.ValueInfo
+				ort  []ort.InputOutputInfo
+			}{{"inputs", in, ortIn}, {"outputs", out, ortOut}} {
+				if len(c.ours) != len(c.ort) {
+					t.Fatalf("%s: %d, ONNX Runtime %d", c.what, len(c.ours), len(c.ort))
+				}
+				for i, o := range c.ort {
+					v := c.ours[i]
+					if v.Name != o.Name || int(v.Type) != int(o.DataType) || !slices.Equal(v.Dims, []int64(o.Dimensions)) {
+						t.Errorf("%s %d: %+v, ONNX Runtime %s %v %v", c.what, i, v, o.Name, o.DataType, o.Dimensions)
+					}
+				}
+			}
+		})
+	}
 }
