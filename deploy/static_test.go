@@ -289,8 +289,8 @@ func TestCompose(t *testing.T) {
 	}
 	// The images run the releases the stack test builds from source.
 	for _, c := range []struct{ service, module, image string }{
-		{"jaeger", "github.com/jaegertracing/jaeger", "jaegertracing/jaeger:" + jaegerImageTag(t, testbuildVersion(t, "jaeger", "github.com/jaegertracing/jaeger"))},
-		{"prometheus", "github.com/prometheus/prometheus", "prom/prometheus:" + prometheusImageTag(t, testbuildVersion(t, "prometheus", "github.com/prometheus/prometheus"))},
+		{"jaeger", "github.com/jaegertracing/jaeger", "jaegertracing/jaeger:" + imageTag(t, testbuildVersion(t, "jaeger", "github.com/jaegertracing/jaeger"), "v1", 63, "2.")},
+		{"prometheus", "github.com/prometheus/prometheus", "prom/prometheus:" + imageTag(t, testbuildVersion(t, "prometheus", "github.com/prometheus/prometheus"), "v0", 300, "v3.")},
 	} {
 		if got := project.Services[c.service].Image; got != c.image {
 			t.Errorf("compose runs %s, but deploy/testbuild/%s builds and tests %s (want image %s)", got, c.service, c.module, c.image)
@@ -324,27 +324,17 @@ func testbuildVersion(t *testing.T, dir, module string) string {
 	return ""
 }
 
-// jaegerImageTag maps Jaeger's Go module version to its v2 release's image
-// tag: the two are tagged together, v1.(63+N).P with v2.N.P (v1.76.0 is
-// 2.13.0).
-func jaegerImageTag(t *testing.T, v string) string {
+// imageTag maps a Go module version to the image tag of the release it
+// was tagged with: version v<from>.<base+N>.P is tag <to>N.P. Jaeger tags
+// v1.(63+N).P with v2.N.P (v1.76.0 is 2.13.0); Prometheus's v0.3NN.P is
+// its 3.NN.P.
+func imageTag(t *testing.T, v, from string, base int, to string) string {
 	t.Helper()
 	var minor, patch int
-	if _, err := fmt.Sscanf(v, "v1.%d.%d", &minor, &patch); err != nil || minor < 63 {
-		t.Fatalf("jaeger module version %s is not a v2 release's", v)
+	if _, err := fmt.Sscanf(v, from+".%d.%d", &minor, &patch); err != nil || minor < base {
+		t.Fatalf("module version %s is not of the form %s.(%d+N).P", v, from, base)
 	}
-	return fmt.Sprintf("2.%d.%d", minor-63, patch)
-}
-
-// prometheusImageTag maps Prometheus's Go module version to its image
-// tag: v0.3NN.P is Prometheus 3.NN.P.
-func prometheusImageTag(t *testing.T, v string) string {
-	t.Helper()
-	var minor, patch int
-	if _, err := fmt.Sscanf(v, "v0.%d.%d", &minor, &patch); err != nil || minor < 300 {
-		t.Fatalf("prometheus module version %s is not a Prometheus 3 release's", v)
-	}
-	return fmt.Sprintf("v3.%d.%d", minor-300, patch)
+	return fmt.Sprintf("%s%d.%d", to, minor-base, patch)
 }
 
 func toStrings(vs []any) []string {

@@ -40,9 +40,7 @@ func (e *countingExporter) ExportSpans(ctx context.Context, spans []sdktrace.Rea
 // delivered counts what an exporter accepted, and keeps its first error.
 type delivered struct {
 	exported atomic.Int64
-
-	mu       sync.Mutex
-	firstErr error
+	first    firstError
 }
 
 // add records one export of n items that ended with err.
@@ -51,17 +49,27 @@ func (d *delivered) add(n int, err error) {
 		d.exported.Add(int64(n))
 		return
 	}
-	d.mu.Lock()
-	if d.firstErr == nil {
-		d.firstErr = err
-	}
-	d.mu.Unlock()
+	d.first.keep(err)
 }
 
-func (d *delivered) err() error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.firstErr
+// firstError keeps the first error it is given, to explain a count.
+type firstError struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (f *firstError) keep(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err == nil {
+		f.err = err
+	}
+}
+
+func (f *firstError) get() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
 }
 
 // shortfall says how many of total items (what) did not reach sink, and
@@ -72,7 +80,7 @@ func (d *delivered) shortfall(total int64, what string, sink Sink) string {
 		return ""
 	}
 	why := "queue full or flush timed out"
-	if err := d.err(); err != nil {
+	if err := d.first.get(); err != nil {
 		why = firstLine(err)
 	}
 	return fmt.Sprintf("%d of %d %s not sent to %s (%s)", lost, total, what, sink, why)
@@ -84,8 +92,7 @@ func (d *delivered) shortfall(total int64, what string, sink Sink) string {
 // first one explains the count at the end.
 type errorCounter struct {
 	n     atomic.Int64
-	mu    sync.Mutex
-	first error
+	first firstError
 	// closing is set when Shutdown begins: a periodic export in flight is
 	// then cancelled, which is no loss, since the final export that
 	// follows carries the same cumulative data (and its own failure is
@@ -98,17 +105,7 @@ func (h *errorCounter) Handle(err error) {
 		return
 	}
 	h.n.Add(1)
-	h.mu.Lock()
-	if h.first == nil {
-		h.first = err
-	}
-	h.mu.Unlock()
-}
-
-func (h *errorCounter) firstErr() error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.first
+	h.first.keep(err)
 }
 
 // isCancellation reports an error that only says its context was

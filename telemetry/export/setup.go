@@ -356,7 +356,7 @@ func (t *Telemetry) Shutdown(ctx context.Context, exitCode int, interrupted bool
 		}
 	}
 	if n := t.errs.n.Load(); n > 0 {
-		problems = append(problems, fmt.Sprintf("%d metric export errors (first: %s)", n, firstLine(t.errs.firstErr())))
+		problems = append(problems, fmt.Sprintf("%d metric export errors (first: %s)", n, firstLine(t.errs.first.get())))
 	}
 	if wandbProblem != "" {
 		problems = append(problems, wandbProblem)
