@@ -21,28 +21,28 @@ import (
 // Batch is the model's input for up to Rows frames of one size: the
 // normalised pixels of each frame and, when the model declares it, the
 // pixel mask, which is all ones (every pixel is real: frames of one video
-// need no padding) and so is written once per size; or, for a model with
+// need no padding; see PixelMask) and so is written once per size; or, for a model with
 // its pre-processing fused in (Fuse), the frames' bytes as decoded. Rows
 // are filled by Preparers, each its own row, possibly at the same time;
 // Run reads them.
 type Batch struct {
-	rows    int
-	hasMask bool
-	fused   bool
-	cfg     Config
+	rows  int
+	mask  PixelMask
+	fused bool
+	cfg   Config
 	// frameW, frameH is the size of the frames the batch was fitted to;
 	// inW, inH the model input they are resized to.
 	frameW, frameH int
 	inW, inH       int
 	pixels         *ort.Tensor[float32]
-	mask           *ort.Tensor[int64]
+	maskT          *ort.Tensor[int64]
 	frames         *ort.Tensor[uint8] // fused models' input
 }
 
 // NewBatch returns an empty input for the detector's batch size; Fit
 // allocates it.
 func (d *Detector) NewBatch() *Batch {
-	return &Batch{rows: d.cfg.Batch, hasMask: d.hasMask, fused: d.fused, cfg: d.cfg}
+	return &Batch{rows: d.cfg.Batch, mask: d.mask, fused: d.fused, cfg: d.cfg}
 }
 
 // Rows is how many frames the batch holds.
@@ -84,12 +84,13 @@ func (b *Batch) Fit(w, h int) error {
 	if err != nil {
 		return fmt.Errorf("detect: allocate input for %d frames of %dx%d: %w", b.rows, ow, oh, err)
 	}
-	if b.hasMask {
-		b.mask, err = ort.NewEmptyTensor[int64](ort.NewShape(rows, int64(oh), int64(ow)))
+	if b.mask.Present {
+		mh, mw := b.mask.size(oh, ow)
+		b.maskT, err = ort.NewEmptyTensor[int64](ort.NewShape(rows, mh, mw))
 		if err != nil {
 			return fmt.Errorf("detect: allocate pixel mask: %w", err)
 		}
-		m := b.mask.GetData()
+		m := b.maskT.GetData()
 		for i := range m {
 			m[i] = 1
 		}
@@ -105,9 +106,9 @@ func (b *Batch) Close() error {
 		errs = append(errs, b.pixels.Destroy())
 		b.pixels = nil
 	}
-	if b.mask != nil {
-		errs = append(errs, b.mask.Destroy())
-		b.mask = nil
+	if b.maskT != nil {
+		errs = append(errs, b.maskT.Destroy())
+		b.maskT = nil
 	}
 	if b.frames != nil {
 		errs = append(errs, b.frames.Destroy())
@@ -229,8 +230,8 @@ func (d *Detector) Run(ctxs []context.Context, b *Batch) ([][]geom.Detection, er
 		inputs = []ort.Value{b.frames}
 	case !b.fused && b.pixels != nil:
 		inputs = []ort.Value{b.pixels}
-		if b.hasMask {
-			inputs = append(inputs, b.mask)
+		if b.mask.Present {
+			inputs = append(inputs, b.maskT)
 		}
 	default:
 		return nil, fmt.Errorf("detect: the batch was not fitted to a frame size")

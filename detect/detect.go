@@ -51,7 +51,7 @@ func DefaultConfig() Config {
 type Detector struct {
 	sess    *inference.Session
 	cfg     Config
-	hasMask bool
+	mask    PixelMask
 	fused   bool // the model takes frames (Fuse)
 	tracer  trace.Tracer
 	outputs *inference.Outputs
@@ -102,6 +102,44 @@ func checkClasses(classes, personClass int) error {
 	return nil
 }
 
+// PixelMask is the pixel_mask input a DETR model declares, if any. DETR
+// scales the mask down to its feature map by nearest-neighbour sampling,
+// and the program never pads (frames of one video share a size), so the
+// mask is all ones: at the image's size, or at whatever fixed size the
+// export declares (Hugging Face's exporter declares 64x64, and
+// transformers.js feeds 64x64 ones at every image size).
+type PixelMask struct {
+	Present bool
+	// Height and Width are the sizes the model fixes, 0 where the mask
+	// follows the image.
+	Height, Width int64
+}
+
+// PixelMaskOf reads the pixel_mask a model's binding declares.
+func PixelMaskOf(b models.Binding) PixelMask {
+	t, ok := b.Input(models.DETRPixelMask)
+	if !ok {
+		return PixelMask{}
+	}
+	m := PixelMask{Present: true}
+	if len(t.Dims) == 3 {
+		m.Height, m.Width = max(t.Dims[1], 0), max(t.Dims[2], 0)
+	}
+	return m
+}
+
+// size is the mask's height and width for an image of h x w.
+func (m PixelMask) size(h, w int) (int64, int64) {
+	mh, mw := int64(h), int64(w)
+	if m.Height > 0 {
+		mh = m.Height
+	}
+	if m.Width > 0 {
+		mw = m.Width
+	}
+	return mh, mw
+}
+
 // New wraps an opened DETR session.
 func New(sess *inference.Session, cfg Config) (*Detector, error) {
 	if cfg.ShortSide <= 0 || cfg.LongSide < cfg.ShortSide {
@@ -116,12 +154,11 @@ func New(sess *inference.Session, cfg Config) (*Detector, error) {
 	if cfg.Batch < 0 {
 		return nil, fmt.Errorf("detector batch %d is invalid", cfg.Batch)
 	}
-	_, hasMask := sess.Binding.Input(models.DETRPixelMask)
 	_, fused := sess.Binding.Input(FrontFrames)
 	return &Detector{
 		sess:    sess,
 		cfg:     cfg,
-		hasMask: hasMask,
+		mask:    PixelMaskOf(sess.Binding),
 		fused:   fused,
 		tracer:  otel.Tracer(tracerName),
 		outputs: inference.NewOutputs(),
@@ -299,7 +336,7 @@ func SelfTest(ctx context.Context, sess *inference.Session, cfg Config) error {
 	defer frame.Close()
 	if _, err := d.Detect(ctx, frame); err != nil {
 		hint := ""
-		if d.hasMask {
+		if d.mask.Present {
 			hint = "a pixel_mask of reversed polarity does this: 1 must mark real pixels"
 		}
 		return inference.SelfTestError(err, hint)

@@ -1,10 +1,11 @@
 package detect
 
 import (
-	"github.com/anonymize-dev/anonymize/geom"
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/anonymize-dev/anonymize/geom"
 )
 
 func TestResizeTarget(t *testing.T) {

@@ -22,11 +22,11 @@ const frontOpset = 11
 // Fuse returns a DETR model (a serialized ONNX model) with its
 // pre-processing for cfg's sizes in front: it takes the decoded 8-bit BGR
 // frames and computes pixel_values (and pixel_mask, when the model has
-// it) itself. Run on a GPU, a frame then crosses to it as 6 MB of bytes
+// it: see PixelMask) itself. Run on a GPU, a frame then crosses to it as 6 MB of bytes
 // rather than 20 MB of floats and int64, and the CPU does none of the
 // work.
-func Fuse(model []byte, hasMask bool, cfg Config) ([]byte, error) {
-	return frontGraph(hasMask, cfg).Prepend(model, frontOpset)
+func Fuse(model []byte, mask PixelMask, cfg Config) ([]byte, error) {
+	return frontGraph(mask, cfg).Prepend(model, frontOpset)
 }
 
 // frontGraph is the pre-processing as a graph whose outputs are DETR's
@@ -41,7 +41,7 @@ func Fuse(model []byte, hasMask bool, cfg Config) ([]byte, error) {
 // runs best. The products spend about 23 GFLOPs on a 1080p frame, most of
 // them on zero weights: nothing for a GPU, too much for a CPU, where the
 // Go path (Preparer) is the one to use.
-func frontGraph(hasMask bool, cfg Config) *onnxgraph.Graph {
+func frontGraph(mask PixelMask, cfg Config) *onnxgraph.Graph {
 	g := onnxgraph.New("anonymize_detr_preprocess").Scoped("anonymize_preprocess/")
 	n, h, w := onnxgraph.Param("batch"), onnxgraph.Param("frame_height"), onnxgraph.Param("frame_width")
 	frames := g.Input(FrontFrames, onnxgraph.Uint8, n, h, w, onnxgraph.Fixed(3))
@@ -69,11 +69,23 @@ func frontGraph(hasMask bool, cfg Config) *onnxgraph.Graph {
 	x = g.Op("Sub", []string{x, g.Const(onnxgraph.Float32s([]int64{1, 3, 1, 1}, mean[:]...))})
 	g.Node("Mul", []string{x, g.Const(onnxgraph.Float32s([]int64{1, 3, 1, 1}, scale[:]...))}, []string{models.DETRPixelValues})
 	g.Output(models.DETRPixelValues, onnxgraph.Float32, n, onnxgraph.Fixed(3), onnxgraph.Param("height"), onnxgraph.Param("width"))
-	if hasMask {
-		// Every pixel is real: frames of one video need no padding.
-		g.Node("ConstantOfShape", []string{pick(g.Op("Shape", []string{models.DETRPixelValues}), 0, 2, 3)},
+	if mask.Present {
+		// Every pixel is real: frames of one video need no padding. The
+		// mask takes the batch from pixel_values, and each side from it too
+		// unless the model fixes that side.
+		shape := g.Op("Shape", []string{models.DETRPixelValues})
+		side := func(fixed, axis int64, name string) (string, onnxgraph.Dim) {
+			if fixed > 0 {
+				return g.Const(onnxgraph.Vector(fixed)), onnxgraph.Fixed(fixed)
+			}
+			return pick(shape, axis), onnxgraph.Param(name)
+		}
+		mh, hDim := side(mask.Height, 2, "height")
+		mw, wDim := side(mask.Width, 3, "width")
+		dims := g.Op("Concat", []string{pick(shape, 0), mh, mw}, onnxgraph.Int("axis", 0))
+		g.Node("ConstantOfShape", []string{dims},
 			[]string{models.DETRPixelMask}, onnxgraph.TensorAttr("value", onnxgraph.Int64s([]int64{1}, 1)))
-		g.Output(models.DETRPixelMask, onnxgraph.Int64, n, onnxgraph.Param("height"), onnxgraph.Param("width"))
+		g.Output(models.DETRPixelMask, onnxgraph.Int64, n, hDim, wDim)
 	}
 	return g
 }

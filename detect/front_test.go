@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 	"gocv.io/x/gocv"
 
+	"github.com/anonymize-dev/anonymize/geom"
 	"github.com/anonymize-dev/anonymize/inference"
 	"github.com/anonymize-dev/anonymize/internal/synthclip"
 	"github.com/anonymize-dev/anonymize/internal/testmodels"
@@ -30,7 +31,7 @@ type front struct {
 
 func newFront(tb testing.TB, cfg Config) *front {
 	tb.Helper()
-	model, err := frontGraph(true, cfg).Marshal(frontOpset)
+	model, err := frontGraph(PixelMask{Present: true}, cfg).Marshal(frontOpset)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -166,13 +167,8 @@ func TestFrontMatchesPillowAndGoPath(t *testing.T) {
 // pixels and scores within 0.02, at a size that shrinks and at one kept as
 // it is.
 func TestFusedDetectsTheSame(t *testing.T) {
-	plainSess, _ := testmodels.SyntheticSessions(t)
+	plain := plainSynthetic(t)
 	cfg := DefaultConfig()
-	plain, err := New(plainSess, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer plain.Close()
 	cfg.Batch = 2
 	fused, err := New(fusedSynthetic(t, cfg), cfg)
 	if err != nil {
@@ -207,21 +203,40 @@ func TestFusedDetectsTheSame(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(want) == 0 || len(got[i]) != len(want) {
-				t.Fatalf("%dx%d frame %d: fused found %d people, the Go path %d (want some)", size[0], size[1], i, len(got[i]), len(want))
-			}
-			for k := range want {
-				g, w := got[i][k], want[k]
-				if math.Abs(float64(g.Score-w.Score)) > 0.02 || !near(g.Box.X1, w.Box.X1) || !near(g.Box.Y1, w.Box.Y1) ||
-					!near(g.Box.X2, w.Box.X2) || !near(g.Box.Y2, w.Box.Y2) {
-					t.Errorf("%dx%d frame %d person %d: fused %+v, Go path %+v", size[0], size[1], i, k, g, w)
-				}
-			}
+			sameDetections(t, fmt.Sprintf("%dx%d frame %d, fused next to the Go path", size[0], size[1], i), got[i], want)
 		}
 		b.Close()
 		p.Close()
 		frames[0].Close()
 		frames[1].Close()
+	}
+}
+
+// plainSynthetic is a detector on the synthetic DETR, on the Go path.
+func plainSynthetic(t *testing.T) *Detector {
+	t.Helper()
+	sess, _ := testmodels.SyntheticSessions(t)
+	d, err := New(sess, DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// sameDetections checks two answers for the same frame: the same people
+// (at least one), boxes within 2 pixels and scores within 0.02.
+func sameDetections(t *testing.T, what string, got, want []geom.Detection) {
+	t.Helper()
+	if len(want) == 0 || len(got) != len(want) {
+		t.Fatalf("%s: %d people, want %d (and some)", what, len(got), len(want))
+	}
+	for k := range want {
+		g, w := got[k], want[k]
+		if math.Abs(float64(g.Score-w.Score)) > 0.02 || !near(g.Box.X1, w.Box.X1) || !near(g.Box.Y1, w.Box.Y1) ||
+			!near(g.Box.X2, w.Box.X2) || !near(g.Box.Y2, w.Box.Y2) {
+			t.Errorf("%s: person %d %+v, want %+v", what, k, g, w)
+		}
 	}
 }
 
@@ -233,11 +248,17 @@ func fusedSynthetic(t *testing.T, cfg Config) *inference.Session {
 	if err != nil {
 		t.Fatal(err)
 	}
-	model, err := Fuse(plain, true, cfg)
+	model, err := Fuse(plain, PixelMask{Present: true}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "detr_fused.onnx")
+	return openModel(t, model, models.DETRFused)
+}
+
+// openModel opens a model on the CPU, closed when the test ends.
+func openModel(t *testing.T, model []byte, contract models.Contract) *inference.Session {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "detr.onnx")
 	if err := os.WriteFile(path, model, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -245,13 +266,67 @@ func fusedSynthetic(t *testing.T, cfg Config) *inference.Session {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess, err := rt.OpenSession(inference.SessionOptions{Role: "detector", Path: path, Contract: models.DETRFused,
+	sess, err := rt.OpenSession(inference.SessionOptions{Role: "detector", Path: path, Contract: contract,
 		Device: inference.Device{Kind: inference.DeviceCPU}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sess.Close() })
 	return sess
+}
+
+// TestFixedPixelMask: a DETR export that declares pixel_mask 64x64 (as
+// Hugging Face's exporter does) is fed 64x64 ones, through the Go path and
+// fused, and finds the same people as the synthetic model whose mask
+// follows the image. A mask of the image's size would be refused by the
+// runtime; a mask of zeros would hide everyone.
+func TestFixedPixelMask(t *testing.T) {
+	plain := plainSynthetic(t)
+	cfg := DefaultConfig()
+
+	const side = 64
+	model, err := synthetic.DetectorModelFixedMask(side)
+	if err != nil {
+		t.Fatal(err)
+	}
+	goPath, err := New(openModel(t, model, models.DETR), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer goPath.Close()
+	if goPath.mask != (PixelMask{Present: true, Height: side, Width: side}) {
+		t.Fatalf("detector reads pixel_mask as %+v, want %dx%d", goPath.mask, side, side)
+	}
+	fusedModel, err := Fuse(model, goPath.mask, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fused, err := New(openModel(t, fusedModel, models.DETRFused), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fused.Close()
+
+	for _, size := range [][2]int{{1920, 1080}, {640, 360}, {360, 640}} {
+		scene := synthclip.DefaultScene(size[0], size[1], 60)
+		frame := gocv.NewMat()
+		scene.Render(30, &frame)
+		want, err := plain.Detect(context.Background(), frame)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(want) == 0 {
+			t.Fatalf("%dx%d: the scene has nobody to find", size[0], size[1])
+		}
+		for name, d := range map[string]*Detector{"Go path": goPath, "fused": fused} {
+			got, err := d.Detect(context.Background(), frame)
+			if err != nil {
+				t.Fatalf("%dx%d %s: %v", size[0], size[1], name, err)
+			}
+			sameDetections(t, fmt.Sprintf("%dx%d %s, next to the image-sized mask", size[0], size[1], name), got, want)
+		}
+		frame.Close()
+	}
 }
 
 // TestFrontResizeTarget: the size the front computes in float32 is the

@@ -244,13 +244,15 @@ const (
 // DETR is the contract of facebook/detr-resnet-50 exported to ONNX: dynamic
 // batch and image size, Q queries, C+1 classes (the last is "no object").
 // The image sides must stay free: each video is resized to keep its
-// aspect ratio. Package detect checks the rest against its settings (the
-// batch, the class count).
+// aspect ratio. pixel_mask's sides may be fixed: Hugging Face's exporter
+// declares it 64x64, and DETR scales it to its feature map anyway (see
+// detect.PixelMask). Package detect checks the rest against its settings
+// (the batch, the class count).
 var DETR = Contract{
 	Model: "person detector (DETR)",
 	Inputs: []TensorSpec{
 		{Name: DETRPixelValues, DType: Float32, Dims: []int64{Dynamic, 3, Dynamic, Dynamic}, Free: []int{2, 3}},
-		{Name: DETRPixelMask, DType: Int64, Dims: []int64{Dynamic, Dynamic, Dynamic}, Optional: true, Free: []int{1, 2}},
+		{Name: DETRPixelMask, DType: Int64, Dims: []int64{Dynamic, Dynamic, Dynamic}, Optional: true},
 	},
 	Outputs: []TensorSpec{
 		{Name: DETRLogits, DType: Float32, Dims: []int64{Dynamic, Dynamic, Dynamic}},

@@ -25,6 +25,10 @@ func TestContractCheck(t *testing.T) {
 		{"fixed batch and classes", detrIn(1, 3, -1, -1), detrOut(100, 92), ""},
 		{"fixed height", detrIn(-1, 3, 750, -1), detrOut(100, 92), `"pixel_values" fixes dimension 2 at 750, which anonymize sets for each video`},
 		{"fixed width", detrIn(-1, 3, -1, 1333), detrOut(100, 92), `fixes dimension 3 at 1333`},
+		{"pixel_mask of the image's size", append(detrIn(-1, 3, -1, -1), TensorInfo{Name: DETRPixelMask, DType: Int64, Dims: []int64{-1, -1, -1}}), detrOut(100, 92), ""},
+		// Hugging Face's exporter: detect feeds a 64x64 mask of ones.
+		{"pixel_mask fixed at 64x64", append(detrIn(-1, 3, -1, -1), TensorInfo{Name: DETRPixelMask, DType: Int64, Dims: []int64{-1, 64, 64}}), detrOut(100, 92), ""},
+		{"pixel_mask of another type", append(detrIn(-1, 3, -1, -1), TensorInfo{Name: DETRPixelMask, DType: Float32, Dims: []int64{-1, 64, 64}}), detrOut(100, 92), `"pixel_mask" has type float32, want int64`},
 		{"no queries", detrIn(-1, 3, -1, -1), detrOut(0, 92), `"logits" dimension 1 is 0`},
 		{"wrong channel count", detrIn(-1, 4, -1, -1), detrOut(100, 92), `"pixel_values" dimension 1 is 4, want 3`},
 		{"unknown input", append(detrIn(-1, 3, -1, -1), TensorInfo{Name: "scale", DType: Float32, Dims: []int64{1}}), detrOut(100, 92), `unexpected input "scale"`},

@@ -190,7 +190,13 @@ type Installed struct {
 	Size     int64  // only when Present
 	SHA256   string // hex, only when Present
 	Manifest ManifestMatch
+	// Pin is the Hub commit and sha256 this folder recorded when the model
+	// was pulled from the Hub; nil when it was not.
+	Pin *HubPin
 }
+
+// PinMatches reports whether the file is still the one pulled from the Hub.
+func (inst Installed) PinMatches() bool { return inst.Pin != nil && inst.Pin.SHA256 == inst.SHA256 }
 
 // List reports every registry model, in registry order, and then every
 // other .onnx file in dir. It hashes each file it finds, so it reads them
@@ -200,12 +206,16 @@ func List(dir string) ([]Installed, error) {
 	if err != nil {
 		return nil, err
 	}
+	lock, err := readHubLock(dir)
+	if err != nil {
+		return nil, err
+	}
 	var out []Installed
 	registered := make(map[string]bool)
 	for _, m := range Registry {
 		registered[m.File] = true
 		inst := Installed{Name: m.Name, Known: true, Role: m.Role, Path: filepath.Join(dir, m.File)}
-		if err := inst.fill(); err != nil {
+		if err := inst.fill(lock); err != nil {
 			return nil, err
 		}
 		if manifest != nil && inst.Present {
@@ -216,6 +226,18 @@ func List(dir string) ([]Installed, error) {
 			}
 		}
 		out = append(out, inst)
+	}
+	// Variants are listed once pulled; until then `models list` would
+	// call them missing, although nothing needs them.
+	for _, m := range Variants {
+		registered[m.File] = true
+		inst := Installed{Name: m.Name, Known: true, Role: m.Role, Path: filepath.Join(dir, m.File)}
+		if err := inst.fill(lock); err != nil {
+			return nil, err
+		}
+		if inst.Present {
+			out = append(out, inst)
+		}
 	}
 
 	entries, err := os.ReadDir(dir)
@@ -228,7 +250,7 @@ func List(dir string) ([]Installed, error) {
 			continue
 		}
 		inst := Installed{Name: strings.TrimSuffix(name, filepath.Ext(name)), Path: filepath.Join(dir, name)}
-		if err := inst.fill(); err != nil {
+		if err := inst.fill(lock); err != nil {
 			return nil, err
 		}
 		if manifest != nil && inst.Present {
@@ -245,7 +267,10 @@ func List(dir string) ([]Installed, error) {
 	return out, nil
 }
 
-func (inst *Installed) fill() error {
+func (inst *Installed) fill(lock *HubLock) error {
+	if pin, ok := lock.find(inst.Name); ok && inst.Known {
+		inst.Pin = &pin
+	}
 	sum, size, err := FileSHA256(inst.Path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil

@@ -512,7 +512,10 @@ func TestPullConfigErrors(t *testing.T) {
 		opts    PullOptions
 		wantErr string
 	}{
-		{"no server", PullOptions{Name: testModel, Dir: "x"}, ErrNoModelsServer.Error()},
+		{"no server, no public source", PullOptions{Name: "transpose-h-a4", Dir: "x"}, "transpose-h-a4 has no public download"},
+		{"sha256 not hex", PullOptions{ManifestURL: "http://host/", Name: testModel, Dir: "x", SHA256: "abc"}, `--sha256 "abc" is not 64 hex digits`},
+		{"revision with a server", PullOptions{ManifestURL: "http://host/", Name: testModel, Dir: "x", Hub: HubOptions{Revision: strings.Repeat("a", 40)}},
+			"--revision names a Hugging Face Hub commit, but a models server is configured"},
 		{"not http", PullOptions{ManifestURL: "ftp://host/models", Name: testModel, Dir: "x"}, "not an http:// or https:// URL"},
 		{"no name", PullOptions{ManifestURL: "http://host/", Dir: "x"}, "no model named: pass one of detr-resnet-50, transpose-h-a4"},
 	}
@@ -720,7 +723,7 @@ func TestResolveManifestURL(t *testing.T) {
 		{flag: "https://models.example/v2/index.json", want: "https://models.example/v2/index.json"},
 		{flag: "https://a.example/", env: "https://b.example/", want: "https://a.example/manifest.json"},
 		{env: "https://b.example/m", want: "https://b.example/m/manifest.json"},
-		{wantErr: ErrNoModelsServer.Error()},
+		{want: ""}, // no server: the models' public source
 		{flag: "models.example/anonymize", wantErr: "not an http:// or https:// URL"},
 		{flag: "file:///srv/models", wantErr: "not an http:// or https:// URL"},
 	}

@@ -2,6 +2,7 @@ package models
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -26,6 +27,13 @@ type Model struct {
 	Export      string   // export script, relative to the repository root
 	Flag        string   // the run flag that points at a file directly
 	Contract    Contract // tensors the exported file must declare
+	// Hub is the model's public ONNX file, which `models pull` fetches when
+	// no models server is configured; nil when none is published.
+	Hub *HubFile
+	// VariantOf names the model this one can replace (a smaller or faster
+	// export of the same network), run with Flag; empty for the models the
+	// program looks for by default.
+	VariantOf string
 }
 
 // Registry lists the known models, detector first. The export scripts in
@@ -41,6 +49,7 @@ var Registry = []Model{
 		Export:      "models/export/export_detr.py",
 		Flag:        "--detector-model",
 		Contract:    DETR,
+		Hub:         &HubFile{Repo: xenovaDETR, Path: "onnx/model.onnx", Revision: xenovaDETRRevision, License: "Apache-2.0"},
 	},
 	{
 		Name:        "transpose-h-a4",
@@ -54,15 +63,54 @@ var Registry = []Model{
 	},
 }
 
-// HowToObtain says, in one line, the ways to get the model's file.
-func (m Model) HowToObtain() string {
-	return fmt.Sprintf("run `anonymize models pull %s` (needs a models server, see models/README.md), "+
-		"or export it from %s with %s", m.Name, m.Upstream, m.Export)
+// The transformers.js export of facebook/detr-resnet-50: the same network
+// and weights as Hugging Face's, with DETR's contract (its pixel_mask is
+// declared 64x64, which the detector honours).
+const xenovaDETR = "Xenova/detr-resnet-50"
+
+// xenovaDETRRevision is the commit of xenovaDETR that pulls fetch. It is
+// empty because no machine this version was built on could reach the Hub
+// to read one; until it is filled in, each model folder pins, at its first
+// pull, the commit main then points at (HubFile.Revision). Fill it in with
+// the commit shown in the repository's history, and the sha256s in
+// models/README.md.
+const xenovaDETRRevision = ""
+
+// Variants are other exports of a registry model that fit its contract:
+// pulled by name, run with the model's flag. The fp16 export of
+// xenovaDETR (onnx/model_fp16.onnx) is not one: its pixel_values and
+// outputs are float16, which the detector does not feed or read.
+var Variants = []Model{
+	{
+		Name:        "detr-resnet-50-int8",
+		Role:        RoleDetector,
+		File:        "detr-resnet-50-int8.onnx",
+		Description: "person detector: detr-resnet-50 with 8-bit weights (dynamic quantisation), a quarter of the size; check its recall on your footage with `anonymize audit` before relying on it",
+		Upstream:    "Hugging Face " + xenovaDETR + " onnx/model_quantized.onnx",
+		Flag:        "--detector-model",
+		Contract:    DETR,
+		Hub:         &HubFile{Repo: xenovaDETR, Path: "onnx/model_quantized.onnx", Revision: xenovaDETRRevision, License: "Apache-2.0"},
+		VariantOf:   "detr-resnet-50",
+	},
 }
 
-// Lookup finds a registry model by name.
+// HowToObtain says, in one line, the ways to get the model's file.
+func (m Model) HowToObtain() string {
+	var ways []string
+	if m.Hub != nil {
+		ways = append(ways, fmt.Sprintf("run `anonymize models pull %s` (from the Hugging Face Hub, %s)", m.Name, m.Hub.Repo))
+	} else {
+		ways = append(ways, fmt.Sprintf("run `anonymize models pull %s` with a models server (see models/README.md)", m.Name))
+	}
+	if m.Export != "" {
+		ways = append(ways, fmt.Sprintf("export it from %s with %s", m.Upstream, m.Export))
+	}
+	return strings.Join(ways, ", or ")
+}
+
+// Lookup finds a registry model or variant by name.
 func Lookup(name string) (Model, error) {
-	for _, m := range Registry {
+	for _, m := range slices.Concat(Registry, Variants) {
 		if m.Name == name {
 			return m, nil
 		}
@@ -80,11 +128,12 @@ func ForRole(role Role) (Model, error) {
 	return Model{}, fmt.Errorf("no model for role %q", role)
 }
 
-// Names lists the registry's model names in registry order.
+// Names lists the registry's model names in registry order, then the
+// variants'.
 func Names() []string {
-	names := make([]string, len(Registry))
-	for i, m := range Registry {
-		names[i] = m.Name
+	var names []string
+	for _, m := range slices.Concat(Registry, Variants) {
+		names = append(names, m.Name)
 	}
 	return names
 }

@@ -102,12 +102,11 @@ func (e *Engine) fuseDetector(path, sum string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("model %s does not fit: %w", path, err)
 	}
-	_, hasMask := binding.Input(models.DETRPixelMask)
 	model, err := os.ReadFile(path)
 	if err != nil {
 		return "", err
 	}
-	fused, err := detect.Fuse(model, hasMask, d)
+	fused, err := detect.Fuse(model, detect.PixelMaskOf(binding), d)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", path, err)
 	}

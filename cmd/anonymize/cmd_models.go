@@ -72,6 +72,12 @@ func runModelsList(_ context.Context, opts *ModelsListOptions) error {
 			if m.Manifest != models.NoManifest {
 				status += " (" + m.Manifest.String() + ")"
 			}
+			switch {
+			case m.PinMatches():
+				status += fmt.Sprintf(" (Hub %s@%.7s)", m.Pin.Repo, m.Pin.Revision)
+			case m.Pin != nil:
+				status += " (differs from its Hub pull in " + models.HubLockFile + ")"
+			}
 			size = humanBytes(m.Size)
 			sum = m.SHA256
 		}
@@ -107,6 +113,10 @@ type ModelsPullOptions struct {
 	Name      string
 	ModelsDir string
 	ModelsURL string
+	HubURL    string
+	Revision  string
+	SHA256    string
+	File      string
 	Getenv    func(string) string
 	Cwd       string
 }
@@ -116,13 +126,21 @@ func NewCmdModelsPull(f *Factory, runF func(context.Context, *ModelsPullOptions)
 	opts := &ModelsPullOptions{IO: f.IO}
 	cmd := &cobra.Command{
 		Use:   "pull NAME",
-		Short: "Download a model from the configured models server",
-		Long: "Download model NAME (see `anonymize models list`) from the models server named by\n" +
-			"--models-url or $ANONYMIZE_MODELS_URL: a base URL serving manifest.json (format in\n" +
-			"models/README.md). The download resumes where an interrupted one stopped, and the file\n" +
-			"is installed only when its sha256 matches the manifest.",
-		Example: "  ANONYMIZE_MODELS_URL=https://models.example.org/anonymize/ anonymize models pull detr-resnet-50",
-		Args:    cobra.ExactArgs(1),
+		Short: "Download a model from the Hugging Face Hub or your models server",
+		Long: "Download model NAME (see `anonymize models list`).\n\n" +
+			"With --models-url or $ANONYMIZE_MODELS_URL set, it comes from that models server: a base URL\n" +
+			"serving manifest.json (format in models/README.md), and must match the manifest's sha256.\n\n" +
+			"Otherwise models with a public ONNX export (detr-resnet-50 and its variants) come from the\n" +
+			"Hugging Face Hub ($HF_ENDPOINT or --hub-url for a mirror, $HF_TOKEN for gated repositories),\n" +
+			"at a pinned commit, and must match the sha256 the Hub publishes. The commit and sha256 are\n" +
+			"recorded in " + models.HubLockFile + " in the model folder; a later pull of the same commit that\n" +
+			"finds another file is refused. TransPose has no public ONNX: export it (models/README.md).\n\n" +
+			"Either way the download resumes where an interrupted one stopped, and the file is installed\n" +
+			"only when it declares the tensors the program feeds and reads.",
+		Example: "  anonymize models pull detr-resnet-50\n" +
+			"  anonymize models pull detr-resnet-50 --file model.onnx --sha256 <hash>   # fetched by hand\n" +
+			"  ANONYMIZE_MODELS_URL=https://models.example.org/anonymize/ anonymize models pull transpose-h-a4",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Name = args[0]
 			opts.Getenv, opts.Cwd = f.Getenv, f.cwd()
@@ -134,6 +152,10 @@ func NewCmdModelsPull(f *Factory, runF func(context.Context, *ModelsPullOptions)
 	}
 	cmd.Flags().StringVar(&opts.ModelsDir, "models-dir", "", "model folder to install into (default: $ANONYMIZE_MODELS, ./models, then the user cache folder)")
 	cmd.Flags().StringVar(&opts.ModelsURL, "models-url", "", "models server base URL or manifest.json URL (default: $ANONYMIZE_MODELS_URL)")
+	cmd.Flags().StringVar(&opts.HubURL, "hub-url", "", "Hugging Face Hub or mirror to pull from (default: $HF_ENDPOINT, else "+models.DefaultHubURL+")")
+	cmd.Flags().StringVar(&opts.Revision, "revision", "", "Hub commit (40 hex digits) to pull instead of the pinned one")
+	cmd.Flags().StringVar(&opts.SHA256, "sha256", "", "install only a file with this sha256")
+	cmd.Flags().StringVar(&opts.File, "file", "", "install this file, fetched by hand, instead of downloading (checked like a download)")
 	return cmd
 }
 
@@ -162,8 +184,14 @@ func runModelsPull(ctx context.Context, opts *ModelsPullOptions) error {
 		}
 		bar.Set64(done)
 	}
+	hubURL := opts.HubURL
+	if hubURL == "" {
+		hubURL = opts.Getenv(models.EnvHubURL)
+	}
 	path, err := models.Pull(ctx, models.PullOptions{
-		ManifestURL: manifestURL, Name: opts.Name, Dir: dir, Progress: progress, Logger: log,
+		ManifestURL: manifestURL, Name: opts.Name, Dir: dir, SHA256: opts.SHA256, File: opts.File,
+		Hub:      models.HubOptions{URL: hubURL, Token: opts.Getenv(models.EnvHubToken), Revision: opts.Revision},
+		Progress: progress, Logger: log,
 	})
 	if bar != nil {
 		bar.Finish()
@@ -172,5 +200,8 @@ func runModelsPull(ctx context.Context, opts *ModelsPullOptions) error {
 		return err
 	}
 	fmt.Fprintf(opts.IO.Out, "installed %s at %s\n", opts.Name, path)
+	if m, err := models.Lookup(opts.Name); err == nil && m.VariantOf != "" {
+		fmt.Fprintf(opts.IO.Out, "it replaces %s when run with %s %s\n", m.VariantOf, m.Flag, path)
+	}
 	return nil
 }

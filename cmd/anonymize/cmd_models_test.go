@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -114,7 +115,10 @@ func TestModelsPullErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"no server configured", nil, []string{"models", "pull", "detr-resnet-50"}, "ANONYMIZE_MODELS_URL"},
+		{"no server, no public source", nil, []string{"models", "pull", "transpose-h-a4"},
+			"transpose-h-a4 has no public download (yangsenius/TransPose at commit 5ba5bf3ae01d, weights of its Hub release tp_h_48_256x192_enc4_d96_h192_mh1.pth); pull it from your organisation's models server (--models-url or ANONYMIZE_MODELS_URL, see models/README.md) or export it with models/export/export_transpose.py"},
+		{"Hub unreachable", map[string]string{"HF_ENDPOINT": closedURL(t)}, []string{"models", "pull", "detr-resnet-50", "--revision", strings.Repeat("ab", 20)},
+			"/Xenova/detr-resnet-50/resolve/" + strings.Repeat("ab", 20) + "/onnx/model.onnx elsewhere"},
 		{"unknown model", map[string]string{"ANONYMIZE_MODELS_URL": srv.URL + "/models/"}, []string{"models", "pull", "yolo"}, "yolo"},
 	}
 	for _, tt := range tests {
@@ -131,5 +135,76 @@ func TestModelsPullErrors(t *testing.T) {
 				t.Errorf("stderr %q does not mention %q", errOut, tt.want)
 			}
 		})
+	}
+}
+
+// closedURL is the URL of a server that has stopped: connections to it are
+// refused.
+func closedURL(t *testing.T) string {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	srv.Close()
+	return srv.URL
+}
+
+// fakeHub serves file as the Hugging Face Hub serves Xenova/detr-resnet-50's
+// onnx/model.onnx at commit: resolve URLs redirect to a storage path, with
+// the commit, sha256 and size in headers.
+func fakeHub(t *testing.T, file, commit string) *httptest.Server {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/Xenova/detr-resnet-50/resolve/{rev}/onnx/model.onnx", func(w http.ResponseWriter, r *http.Request) {
+		if rev := r.PathValue("rev"); rev != "main" && rev != commit {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("X-Repo-Commit", commit)
+		w.Header().Set("X-Linked-Etag", `"`+hex.EncodeToString(sum[:])+`"`)
+		w.Header().Set("X-Linked-Size", fmt.Sprint(len(data)))
+		http.Redirect(w, r, "/storage/"+hex.EncodeToString(sum[:]), http.StatusFound)
+	})
+	mux.HandleFunc("/storage/", func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, file) })
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestModelsPullFromHub: with no models server configured, the detector
+// comes from the Hub (HF_ENDPOINT points at a stand-in), `models list`
+// shows the commit it was pinned at, and a video runs with it.
+func TestModelsPullFromHub(t *testing.T) {
+	detector, pose, clip, _ := e2eFixtures(t)
+	const commit = "0123456789abcdef0123456789abcdef01234567"
+	hub := fakeHub(t, detector, commit)
+	dir := filepath.Join(t.TempDir(), "models")
+	env := map[string]string{"ANONYMIZE_MODELS": dir, "HF_ENDPOINT": hub.URL}
+
+	f, out, errOut := testFactory(t, env)
+	if code := Execute(context.Background(), f, "models", "pull", "detr-resnet-50"); code != 0 {
+		t.Fatalf("pull: exit %d\n%s", code, errOut)
+	}
+	if !strings.Contains(out.String(), "installed detr-resnet-50 at "+filepath.Join(dir, "detr-resnet-50.onnx")) {
+		t.Errorf("pull output %q", out)
+	}
+	if !strings.Contains(errOut.String(), "pins no commit") || !strings.Contains(errOut.String(), commit) {
+		t.Errorf("pull did not warn that it pinned %s itself:\n%s", commit, errOut)
+	}
+
+	f, out, _ = testFactory(t, env)
+	if code := Execute(context.Background(), f, "models", "list"); code != 0 {
+		t.Fatal("models list failed")
+	}
+	if !strings.Contains(out.String(), "installed (Hub Xenova/detr-resnet-50@0123456)") {
+		t.Errorf("models list does not show the Hub commit:\n%s", out)
+	}
+
+	outVideo := filepath.Join(t.TempDir(), "out.mp4")
+	r := run(t, []string{"ANONYMIZE_MODELS=" + dir}, "video", "-q", "--device", "cpu", "--frames", "3", "--pose-model", pose, clip, outVideo)
+	if r.code != 0 {
+		t.Fatalf("video with the detector from the Hub: exit %d\n%s", r.code, r.stderr)
 	}
 }

@@ -29,9 +29,25 @@ var emptyBox = [4]float32{0.5, 0.5, 0.1, 0.1}
 // DETR's inputs and outputs in which query k boxes every pixel of
 // BodyColours[k], query len(BodyColours) boxes GhostColour, and all other
 // queries report "no object". The bytes are the same on every call.
-func DetectorModel() ([]byte, error) {
-	g, batch, pixels, pixelMask := detrGraph("detr_synthetic")
+func DetectorModel() ([]byte, error) { return detectorModel(0) }
+
+// DetectorModelFixedMask is DetectorModel with the pixel_mask that Hugging
+// Face's exporter writes: declared side x side whatever the image size, and
+// scaled to the image by nearest-neighbour sampling, as DETR scales it to
+// its feature map.
+func DetectorModelFixedMask(side int64) ([]byte, error) {
+	if side <= 0 {
+		return nil, fmt.Errorf("synthetic detector: mask side %d is invalid", side)
+	}
+	return detectorModel(side)
+}
+
+func detectorModel(maskSide int64) ([]byte, error) {
+	g, batch, pixels, pixelMask := detrGraph("detr_synthetic", maskSide)
 	b := builder{g}
+	if maskSide > 0 {
+		pixelMask = b.scaleMask(pixelMask, pixels)
+	}
 
 	colours := append(slices.Clone(BodyColours), GhostColour)
 	if len(colours) > Queries {
@@ -152,12 +168,32 @@ func (b builder) repeatRow(row []float32, batchSize string, n int64) string {
 
 // detrGraph starts a graph with DETR's inputs: a batch of images of any
 // size and their pixel masks.
-func detrGraph(name string) (g *onnxgraph.Graph, batch onnxgraph.Dim, pixels, pixelMask string) {
+// detrGraph declares DETR's inputs; pixel_mask follows the image's size,
+// or is maskSide x maskSide when maskSide > 0.
+func detrGraph(name string, maskSide int64) (g *onnxgraph.Graph, batch onnxgraph.Dim, pixels, pixelMask string) {
 	g = onnxgraph.New(name)
 	batch, height, width := onnxgraph.Param("batch"), onnxgraph.Param("height"), onnxgraph.Param("width")
 	pixels = g.Input(detrPixelValues, onnxgraph.Float32, batch, onnxgraph.Fixed(3), height, width)
-	pixelMask = g.Input(detrPixelMask, onnxgraph.Int64, batch, height, width)
+	mh, mw := height, width
+	if maskSide > 0 {
+		mh, mw = onnxgraph.Fixed(maskSide), onnxgraph.Fixed(maskSide)
+	}
+	pixelMask = g.Input(detrPixelMask, onnxgraph.Int64, batch, mh, mw)
 	return g, batch, pixels, pixelMask
+}
+
+// scaleMask resizes pixel_mask [B,h,w] to the [B,H,W] of pixels by
+// nearest-neighbour sampling, keeping it int64.
+func (b builder) scaleMask(pixelMask, pixels string) string {
+	shape := b.op("Shape", pixels)
+	sizes := b.Op("Concat", []string{
+		b.Op("Gather", []string{shape, b.ints(0)}, onnxgraph.Int("axis", 0)),
+		b.ints(1),
+		b.Op("Gather", []string{shape, b.ints(2, 3)}, onnxgraph.Int("axis", 0)),
+	}, onnxgraph.Int("axis", 0))
+	m := b.unsqueeze(b.cast(pixelMask, onnxgraph.Float32), 1)
+	m = b.Op("Resize", []string{m, "", "", sizes}, onnxgraph.String("mode", "nearest"))
+	return b.cast(b.Op("Squeeze", []string{m, b.ints(1)}), onnxgraph.Int64)
 }
 
 // detrOutputs declares DETR's outputs: Queries rows of Classes logits and

@@ -32,7 +32,7 @@ const (
 // fixed person boxes. With it, a run measures the pipeline's own work
 // (decoding, pre-processing, masking, encoding) rather than a network's.
 func NullDetectorModel() ([]byte, error) {
-	g, batch, pixels, pixelMask := detrGraph("detr_null")
+	g, batch, pixels, pixelMask := detrGraph("detr_null", 0)
 	b := builder{g}
 
 	// zero is [B,1,1]: 0 times the first pixel and its mask bit.
