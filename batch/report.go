@@ -3,20 +3,18 @@ package batch
 import (
 	"bytes"
 	"cmp"
-	"crypto/rand"
 	_ "embed"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/anonymize-dev/anonymize/internal/atomicfile"
 	"github.com/anonymize-dev/anonymize/pipeline"
 )
 
@@ -325,39 +323,6 @@ func computeTotals(files []FileReport, started, updated time.Time) Totals {
 	return t
 }
 
-// writeFileAtomic replaces path with data: a temporary file in tmpDir (on
-// path's file system; "" means beside path) is written, fsynced and
-// renamed, and path's folder fsynced, so that a reader or a crash sees the
-// old content or the new one, never a mix.
-func writeFileAtomic(path, tmpDir string, data []byte) error {
-	dir := filepath.Dir(path)
-	if tmpDir == "" {
-		tmpDir = dir
-	}
-	var buf [6]byte
-	rand.Read(buf[:])
-	tmp := filepath.Join(tmpDir, "."+filepath.Base(path)+"."+hex.EncodeToString(buf[:])+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return syncDir(dir)
-}
-
 func encodeReport(r *Report) ([]byte, error) {
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
@@ -434,7 +399,7 @@ func WriteReport(path string, r Report) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, "", b)
+	return atomicfile.WriteFile(path, b, 0o644)
 }
 
 // ReadReport reads a report written by this or an earlier version.

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/anonymize-dev/anonymize/internal/atomicfile"
 	"github.com/anonymize-dev/anonymize/models"
 	"github.com/anonymize-dev/anonymize/pipeline"
 	"github.com/anonymize-dev/anonymize/video"
@@ -504,7 +505,7 @@ func (r *runner) run(ctx context.Context, it *Item) (pipeline.Result, error) {
 // line: the output's folder is fsynced so that the rename cannot be lost
 // while the state line survives.
 func (r *runner) check(it Item, finished time.Time) (StateEntry, error) {
-	if err := syncDir(filepath.Dir(it.Output)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(it.Output)); err != nil {
 		return StateEntry{}, err
 	}
 	sum, size, err := models.FileSHA256(it.Output)
@@ -543,7 +544,7 @@ func (r *runner) writeReportLocked() error {
 	}
 	// The temporary file goes to the state folder, so nothing partial
 	// ever sits in the output tree.
-	if err := writeFileAtomic(r.reportPath, r.stateDir, b); err != nil {
+	if err := atomicfile.WriteFileIn(r.stateDir, r.reportPath, b, 0o644); err != nil {
 		return fmt.Errorf("update the batch report: %w", err)
 	}
 	return nil

@@ -10,8 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"syscall"
 	"time"
+
+	"github.com/anonymize-dev/anonymize/internal/atomicfile"
 )
 
 // StateEntry is one line of a state file: a file that was finished, with
@@ -116,7 +117,7 @@ func openState(path string) (*stateWriter, error) {
 		}
 	}
 	if created {
-		if err := syncDir(filepath.Dir(path)); err != nil {
+		if err := atomicfile.SyncDir(filepath.Dir(path)); err != nil {
 			f.Close()
 			return nil, err
 		}
@@ -154,22 +155,3 @@ func (w *stateWriter) Append(e StateEntry) error {
 }
 
 func (w *stateWriter) Close() error { return w.f.Close() }
-
-// syncDir fsyncs a folder so that the names created or renamed in it
-// survive a power cut.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync folder %s: %w", dir, err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	// Some file systems cannot sync folders; their renames are as
-	// durable as they get.
-	if err != nil && !errors.Is(err, errors.ErrUnsupported) && !errors.Is(err, syscall.EINVAL) {
-		return fmt.Errorf("sync folder %s: %w", dir, err)
-	}
-	return nil
-}

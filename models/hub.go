@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/anonymize-dev/anonymize/internal/atomicfile"
 )
 
 // DefaultHubURL is the Hugging Face Hub; HF_ENDPOINT (as in Hugging Face's
@@ -370,7 +372,7 @@ func (l *HubLock) write(dir string) error {
 	if err != nil {
 		return err
 	}
-	return WriteFile(filepath.Join(dir, HubLockFile), append(data, '\n'))
+	return atomicfile.WriteFile(filepath.Join(dir, HubLockFile), append(data, '\n'), 0o644)
 }
 
 // readHubLock reads dir's record; a folder without one has an empty one.

@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/anonymize-dev/anonymize/internal/atomicfile"
 )
 
 // alreadyInstalled reports whether final already holds the file with
@@ -39,7 +41,8 @@ func installPart(d *downloader, name, part, final string, refused func(error) er
 			return refused(err)
 		}
 	}
-	if err := os.Rename(part, final); err != nil {
+	if err := atomicfile.Publish(part, final); err != nil {
+		os.Remove(part)
 		return fmt.Errorf("install %s: %w", final, err)
 	}
 	d.log.Info("installed", "model", name, "path", final)

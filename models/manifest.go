@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/anonymize-dev/anonymize/internal/atomicfile"
 )
 
 // ManifestFile is the manifest's name on a models server, and the name of
@@ -144,19 +146,7 @@ func manifestURL(raw string) (string, error) {
 // writeManifestCache keeps the server's manifest beside the models so that
 // `models list` can say whether installed files match it.
 func writeManifestCache(dir string, data []byte) error {
-	tmp, err := os.CreateTemp(dir, ".manifest-*.json")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), filepath.Join(dir, ManifestFile))
+	return atomicfile.WriteFile(filepath.Join(dir, ManifestFile), data, 0o644)
 }
 
 // readManifestCache returns the cached manifest of dir, or nil when there

@@ -7,6 +7,7 @@ import (
 
 	"github.com/anonymize-dev/anonymize/detect"
 	"github.com/anonymize-dev/anonymize/inference"
+	"github.com/anonymize-dev/anonymize/internal/atomicfile"
 	"github.com/anonymize-dev/anonymize/models"
 )
 
@@ -113,7 +114,7 @@ func (e *Engine) fuseDetector(path, sum string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	if err := models.WriteFile(out, fused); err != nil {
+	if err := atomicfile.WriteFile(out, fused, 0o644); err != nil {
 		return "", err
 	}
 	e.log.Info("fused the detector's pre-processing into it", "model", path, "fused", out)

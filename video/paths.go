@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/anonymize-dev/anonymize/internal/atomicfile"
 )
 
 // userError is an error whose message is written for the person running
@@ -254,15 +256,10 @@ func removeStaleTemps(output string) error {
 	return nil
 }
 
-// commit flushes the file to disk and renames it onto output. Without the
-// sync a crash shortly after the rename can leave an empty output on some
-// file systems. On failure the file is removed.
+// commit publishes the file as output (atomicfile.Publish). On failure
+// the file is removed.
 func (t *tempFile) commit(output string) error {
-	err := t.lock.Sync()
-	if err == nil {
-		err = os.Rename(t.name, output)
-	}
-	if err != nil {
+	if err := atomicfile.Publish(t.name, output); err != nil {
 		t.remove()
 		return fmt.Errorf("move finished video to %s: %w", output, err)
 	}

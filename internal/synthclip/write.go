@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/anonymize-dev/anonymize/internal/atomicfile"
 	"gocv.io/x/gocv"
 )
 
@@ -65,7 +66,7 @@ func (s Scene) Write(ctx context.Context, path string, ffmpeg string) (err error
 	case closeErr != nil && !errors.Is(closeErr, os.ErrClosed):
 		return fmt.Errorf("encode %s: %w", path, closeErr)
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.Publish(tmp, path); err != nil {
 		return fmt.Errorf("encode %s: %w", path, err)
 	}
 	return nil

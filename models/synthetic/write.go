@@ -5,7 +5,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/anonymize-dev/anonymize/models"
+	"github.com/anonymize-dev/anonymize/internal/atomicfile"
 )
 
 // File names WriteModels uses.
@@ -36,10 +36,10 @@ func writePair(dir, kind, detFile string, det func() ([]byte, error), poseFile s
 	}
 	detectorPath = filepath.Join(dir, detFile)
 	posePath = filepath.Join(dir, poseFile)
-	if err := models.WriteFile(detectorPath, detector); err != nil {
+	if err := atomicfile.WriteFile(detectorPath, detector, 0o644); err != nil {
 		return "", "", err
 	}
-	if err := models.WriteFile(posePath, poser); err != nil {
+	if err := atomicfile.WriteFile(posePath, poser, 0o644); err != nil {
 		return "", "", err
 	}
 	return detectorPath, posePath, nil

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/anonymize-dev/anonymize/internal/atomicfile"
 )
 
 // Names inside a run folder. The files/ names are the ones W&B's file
@@ -106,14 +108,7 @@ func writeJSONFile(path string, v any, indent bool) error {
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", filepath.Base(path), err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("replace %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.WriteFile(path, b, 0o644)
 }
 
 // runFolderName follows W&B's layout: the prefix says whether the run was
