@@ -58,7 +58,7 @@ type Item struct {
 }
 
 // ErrUsage marks errors in what the user asked for (bad patterns, OUT_DIR
-// inside IN_DIR's reach, a bad shard): the command exits with status 2.
+// inside IN_DIR's reach, a bad shard), as opposed to the batch failing.
 var ErrUsage = errors.New("usage error")
 
 type usageError struct{ err error }

@@ -54,17 +54,21 @@
 // The report is therefore never ahead of the state, and the output tree
 // only ever holds complete videos.
 //
-// # Exit status of the command
+// # Errors
 //
-// ExitCode maps what Run returned to the command's exit status:
+// Run returns an error only for what stops the batch as a whole, and says
+// which with its chain:
 //
-//	0    every file done or already done
-//	1    the batch could not run (unreadable IN_DIR, state or report not writable, ...)
-//	2    usage error (bad options, OUT_DIR equal to or containing IN_DIR, bad shard)
-//	3    the batch ran but some files failed (Summary.Failed > 0); see the report
-//	130  interrupted (the context was cancelled); run again to resume. The
-//	     command exits 128 plus the signal's number when a signal
-//	     cancelled it: 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP
+//   - ErrUsage: what was asked cannot be done (bad patterns, OUT_DIR equal
+//     to or containing IN_DIR, a bad shard);
+//   - context.Canceled (or the context's cause): interrupted; the state lets
+//     a re-run resume;
+//   - anything else: the batch could not run (unreadable IN_DIR, state or
+//     report not writable, another run holding OUT_DIR).
+//
+// A file that fails does not make Run fail: it is counted in
+// Summary.Failed and described in the report. The command turns these
+// into its exit statuses.
 //
 // # What the engine must provide
 //

@@ -101,22 +101,6 @@ type Summary struct {
 	DryRun                         bool
 }
 
-// ExitCode is the status `anonymize batch` exits with after Run returned
-// sum and err; see the package documentation.
-func ExitCode(sum Summary, err error) int {
-	switch {
-	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
-		return 130
-	case errors.Is(err, ErrUsage):
-		return 2
-	case err != nil:
-		return 1
-	case sum.Failed > 0:
-		return 3
-	}
-	return 0
-}
-
 var (
 	errLocked  = errors.New("another run is using this output folder")
 	errStopped = errors.New("stopped after a failure (fail-fast)")

@@ -18,9 +18,6 @@ import (
 	"github.com/anonymize-dev/anonymize/video"
 )
 
-// exitLeak is the status of `anonymize audit` when a face was found.
-const exitLeak = 4
-
 // AuditOptions are the inputs of `anonymize audit`.
 type AuditOptions struct {
 	IO         *IOStreams

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -174,9 +173,6 @@ func runBatch(ctx context.Context, opts *BatchOptions) (err error) {
 	proc.tel.SetSummary(wandbBatchSummary(sum))
 
 	if err != nil {
-		if errors.Is(err, batch.ErrUsage) {
-			return usageError{err}
-		}
 		if ctx.Err() != nil && !opts.DryRun {
 			return resumable{err}
 		}
@@ -188,13 +184,13 @@ func runBatch(ctx context.Context, opts *BatchOptions) (err error) {
 			return err
 		}
 	}
-	if code := batch.ExitCode(sum, nil); code != exitOK {
+	if sum.Failed > 0 {
 		if opts.IO.LogFormat == logJSON {
 			log.Error("files failed", "failed", sum.Failed, "files", sum.Totals.Files.Total, "report", sum.ReportPath)
 		} else {
 			fmt.Fprintf(opts.IO.ErrOut, "anonymize: %d of %d files failed; see %s\n", sum.Failed, sum.Totals.Files.Total, sum.ReportPath)
 		}
-		return exitCodeError{code}
+		return exitCodeError{exitFilesFailed}
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/anonymize-dev/anonymize/batch"
 	"github.com/anonymize-dev/anonymize/pipeline"
 	"github.com/anonymize-dev/anonymize/video"
 )
@@ -147,7 +148,9 @@ func TestExitCodeOf(t *testing.T) {
 		{"failure", context.Background(), errors.New("disk full"), 1},
 		{"usage", context.Background(), usageError{errors.New("bad")}, 2},
 		{"output container", context.Background(), fmt.Errorf("x: %w", video.ErrUnsupportedOutput), 2},
-		{"some batch files failed", context.Background(), exitCodeError{3}, 3},
+		{"some batch files failed", context.Background(), exitCodeError{exitFilesFailed}, 3},
+		{"a face left (audit)", context.Background(), exitCodeError{exitLeak}, 4},
+		{"batch options", context.Background(), fmt.Errorf("batch: %w", batch.ErrUsage), 2},
 		{"Ctrl-C", byINT, stopped, 130},
 		{"SIGTERM", byTERM, stopped, 143},
 		{"SIGHUP", byHUP, stopped, 129},

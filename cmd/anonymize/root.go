@@ -9,14 +9,18 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/anonymize-dev/anonymize/batch"
 	"github.com/anonymize-dev/anonymize/video"
 )
 
-// Exit statuses. A signal gives 128 plus its number (interruption).
+// Exit statuses, all decided here (exitCodeOf) from the errors commands
+// and libraries return. A signal gives 128 plus its number (interruption).
 const (
 	exitOK          = 0
 	exitError       = 1
-	exitUsage       = 2
+	exitUsage       = 2   // the command line, or what it asks, is wrong
+	exitFilesFailed = 3   // batch: it ran, but some files failed (see the report)
+	exitLeak        = 4   // audit: a face was found
 	exitInterrupted = 130 // cancelled without a signal: as if by Ctrl-C
 )
 
@@ -136,7 +140,8 @@ func exitCodeOf(ctx context.Context, err error) int {
 		return sig.exitCode()
 	case ctx.Err() != nil && errors.Is(err, context.Canceled):
 		return exitInterrupted
-	case errors.As(err, new(usageError)) || isCobraUsage(err) || errors.Is(err, video.ErrUnsupportedOutput):
+	case errors.As(err, new(usageError)) || isCobraUsage(err) || errors.Is(err, video.ErrUnsupportedOutput) ||
+		errors.Is(err, batch.ErrUsage):
 		return exitUsage
 	}
 	return exitError
