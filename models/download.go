@@ -15,10 +15,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/anonymize-dev/anonymize/internal/retry"
 )
 
 const (
-	maxAttempts         = 4  // consecutive failures without progress
+	maxAttempts         = 4  // failures in a row without progress
 	maxTotalAttempts    = 20 // all attempts of one download
 	firstBackoff        = 500 * time.Millisecond
 	maxBackoff          = 8 * time.Second
@@ -32,12 +34,15 @@ type downloader struct {
 	client       *http.Client
 	log          *slog.Logger
 	progress     func(done, total int64) // nil: no progress
-	sleep        func(context.Context, time.Duration) error
 	stallTimeout time.Duration
+	// Test hooks: one delay for every retry, and a call at each.
+	retryDelay time.Duration
+	onRetry    func()
 }
 
 func newDownloader(opts PullOptions) *downloader {
-	d := &downloader{client: opts.Client, log: opts.Logger, progress: opts.Progress, sleep: opts.sleep, stallTimeout: opts.stallTimeout}
+	d := &downloader{client: opts.Client, log: opts.Logger, progress: opts.Progress, stallTimeout: opts.stallTimeout,
+		retryDelay: opts.retryDelay, onRetry: opts.onRetry}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -47,9 +52,6 @@ func newDownloader(opts PullOptions) *downloader {
 		// No overall timeout: a large model on a slow link takes as long as
 		// it takes; stalls are caught by stallTimeout instead.
 		d.client = &http.Client{Transport: t}
-	}
-	if d.sleep == nil {
-		d.sleep = sleepCtx
 	}
 	if d.stallTimeout == 0 {
 		d.stallTimeout = defaultStallTimeout
@@ -335,14 +337,19 @@ func parseContentRange(h string) (start, end, size int64, ok bool) {
 
 // httpStatusError is a non-success answer; 5xx ones are worth retrying.
 type httpStatusError struct {
-	code   int
-	status string
+	code       int
+	status     string
+	retryAfter time.Duration // the server's Retry-After, in seconds form
 }
 
 func (e *httpStatusError) Error() string { return "server answered " + e.status }
 
 func statusError(resp *http.Response) error {
-	return &httpStatusError{code: resp.StatusCode, status: resp.Status}
+	e := &httpStatusError{code: resp.StatusCode, status: resp.Status}
+	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+		e.retryAfter = time.Duration(s) * time.Second
+	}
+	return e
 }
 
 type permanentError struct{ err error }
@@ -380,40 +387,32 @@ func retryable(err error) bool {
 	return true
 }
 
-// retry runs op until it succeeds, fails for good, or has failed
-// maxAttempts times in a row without progress, backing off between tries.
-func (d *downloader) retry(ctx context.Context, what string, op func(context.Context) (bool, error)) error {
-	failures := 0
-	for attempt := 1; ; attempt++ {
+// retry runs op under the download policy: what retryable rejects is not
+// tried again, and a server's Retry-After is honoured (capped at
+// maxBackoff).
+func (d *downloader) retry(ctx context.Context, what string, op retry.Op) error {
+	p := retry.Policy{
+		Initial: firstBackoff, Max: maxBackoff, Failures: maxAttempts, Tries: maxTotalAttempts,
+		Notify: func(err error, delay time.Duration) {
+			d.log.Warn(what+" failed; retrying", "err", err, "in", delay.Round(time.Millisecond))
+			if d.onRetry != nil {
+				d.onRetry()
+			}
+		},
+	}
+	if d.retryDelay > 0 {
+		p.Initial, p.Max = d.retryDelay, d.retryDelay
+	}
+	return retry.Do(ctx, p, func(ctx context.Context) (bool, error) {
 		progressed, err := op(ctx)
-		if err == nil {
-			return nil
+		var se *httpStatusError
+		switch {
+		case err == nil:
+		case !retryable(err):
+			err = retry.Permanent(err)
+		case errors.As(err, &se):
+			err = retry.After(err, se.retryAfter)
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if progressed {
-			failures = 0
-		}
-		failures++
-		if !retryable(err) || failures >= maxAttempts || attempt >= maxTotalAttempts {
-			return err
-		}
-		delay := min(firstBackoff<<(failures-1), maxBackoff)
-		d.log.Warn(what+" failed; retrying", "err", err, "in", delay)
-		if err := d.sleep(ctx, delay); err != nil {
-			return err
-		}
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+		return progressed, err
+	})
 }

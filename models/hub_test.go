@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/anonymize-dev/anonymize/models/onnxgraph"
 )
@@ -122,7 +123,7 @@ func (h *fakeHub) log() (resolved, ranges []string) {
 }
 
 func (h *fakeHub) options(dir string, sl *sleeps) PullOptions {
-	return PullOptions{Name: testModel, Dir: dir, Hub: HubOptions{URL: h.hub.URL}, sleep: sl.sleep}
+	return PullOptions{Name: testModel, Dir: dir, Hub: HubOptions{URL: h.hub.URL}, retryDelay: time.Microsecond, onRetry: sl.retried}
 }
 
 func readLock(t *testing.T, dir string) HubLock {
@@ -360,7 +361,7 @@ func TestHubUnreachable(t *testing.T) {
 	dead.Close()
 	dir := t.TempDir()
 	sl := &sleeps{}
-	opts := PullOptions{Name: testModel, Dir: dir, Hub: HubOptions{URL: url, Revision: commitA}, sleep: sl.sleep}
+	opts := PullOptions{Name: testModel, Dir: dir, Hub: HubOptions{URL: url, Revision: commitA}, retryDelay: time.Microsecond, onRetry: sl.retried}
 	_, err := Pull(context.Background(), opts)
 	want := "fetch " + url + "/Xenova/detr-resnet-50/resolve/" + commitA + "/onnx/model.onnx elsewhere, copy it here and run " +
 		"`anonymize models pull detr-resnet-50 --file FILE --sha256 SHA256`"

@@ -38,8 +38,9 @@ type PullOptions struct {
 	Logger   *slog.Logger // nil: discard
 
 	// Test hooks; zero values pick the defaults.
-	sleep        func(context.Context, time.Duration) error
 	stallTimeout time.Duration
+	retryDelay   time.Duration
+	onRetry      func()
 }
 
 const maxManifestSize = 4 << 20

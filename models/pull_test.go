@@ -201,17 +201,17 @@ func (s *modelServer) setFile(h fileHandler) {
 	s.file = h
 }
 
-// sleeps records the back-off delays a pull asked for, without waiting.
+// sleeps counts the retries of a pull, whose delays the tests cut to a
+// microsecond.
 type sleeps struct {
 	mu sync.Mutex
 	n  int
 }
 
-func (s *sleeps) sleep(ctx context.Context, d time.Duration) error {
+func (s *sleeps) retried() {
 	s.mu.Lock()
 	s.n++
 	s.mu.Unlock()
-	return ctx.Err()
 }
 
 func (s *sleeps) count() int {
@@ -230,7 +230,8 @@ func options(srv *modelServer, dir string, sl *sleeps) PullOptions {
 		ManifestURL: srv.URL + "/m/",
 		Name:        testModel,
 		Dir:         dir,
-		sleep:       sl.sleep,
+		retryDelay:  time.Microsecond,
+		onRetry:     sl.retried,
 	}
 }
 

@@ -177,7 +177,7 @@ func Start(opts Options) (*Run, error) {
 	r.metrics = newMetricExporter(r, opts.GPUIndex)
 
 	if r.mode == ModeOnline {
-		c := &client{base: s.BaseURL, apiKey: s.APIKey, opts: up, onRetry: func(err error) {
+		c := &client{base: s.BaseURL, apiKey: s.APIKey, opts: up, onRetry: func(err error, _ time.Duration) {
 			// Info, not a warning: trouble during the run is summed up
 			// once, in Finish's Result, like a collector that is down.
 			r.warnOnce.Do(func() {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 )
 
 // Sync uploads saved runs, for `anonymize wandb sync DIR...`. Each DIR is
@@ -118,7 +119,7 @@ func syncRun(ctx context.Context, dir string, s Settings, opts UploadOptions, lo
 	if project == "" {
 		project = s.Project
 	}
-	c := &client{base: s.BaseURL, apiKey: s.APIKey, opts: opts, attempts: opts.SyncAttempts, onRetry: func(err error) {
+	c := &client{base: s.BaseURL, apiKey: s.APIKey, opts: opts, attempts: opts.SyncAttempts, onRetry: func(err error, _ time.Duration) {
 		log.Info("W&B request failed, retrying", "dir", dir, "err", err)
 	}}
 	u, err := newUploader(c, dir, info, state, entity, project)

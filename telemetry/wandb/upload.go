@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
@@ -19,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/anonymize-dev/anonymize/internal/retry"
 )
 
 // upsertBucketQuery creates the run, or updates it when it exists: the
@@ -32,8 +33,9 @@ type client struct {
 	opts         UploadOptions
 	// attempts caps the tries of one request; 0 retries until ctx ends.
 	attempts int
-	// onRetry, when set, hears every failure that will be retried.
-	onRetry func(err error)
+	// onRetry, when set, hears every failure that will be retried, and
+	// the delay before the next try.
+	onRetry func(err error, delay time.Duration)
 }
 
 // apiError is an HTTP answer other than 2xx.
@@ -77,63 +79,55 @@ func retriable(err error) bool {
 		return ae.code == http.StatusTooManyRequests || ae.code == http.StatusRequestTimeout || ae.code >= 500
 	}
 	var ge *graphQLError
-	var pe *permanentError
-	return !errors.As(err, &ge) && !errors.As(err, &pe)
+	var le *localError
+	return !errors.As(err, &ge) && !errors.As(err, &le)
 }
 
-// permanentError is a local failure that no retry can fix.
-type permanentError struct{ err error }
+// localError is a failure on this side (a request that cannot be built).
+type localError struct{ err error }
 
-func (e *permanentError) Error() string { return e.err.Error() }
-func (e *permanentError) Unwrap() error { return e.err }
+func (e *localError) Error() string { return e.err.Error() }
+func (e *localError) Unwrap() error { return e.err }
 
 // post sends body to url until it succeeds, a failure is final, the
-// attempts run out or ctx ends. Every attempt sends the very same bytes:
-// after an ambiguous failure (the connection dropped after the server
-// stored the lines) the server gets the same offsets again and overwrites
-// instead of duplicating.
+// attempts run out or ctx ends, under the program's retry policy (backoff
+// doubling from RetryInitial to RetryMax with jitter, a Retry-After
+// honoured up to RetryMax). Every attempt sends the very same bytes: after
+// an ambiguous failure (the connection dropped after the server stored the
+// lines) the server gets the same offsets again and overwrites instead of
+// duplicating.
 func (c *client) post(ctx context.Context, url string, body []byte) ([]byte, error) {
-	for attempt := 1; ; attempt++ {
-		resp, err := c.once(ctx, url, body)
-		if err == nil {
-			return resp, nil
+	var resp []byte
+	tries := 0
+	p := retry.Policy{Initial: c.opts.RetryInitial, Max: c.opts.RetryMax, Tries: c.attempts,
+		Notify: func(err error, delay time.Duration) {
+			if c.onRetry != nil {
+				c.onRetry(err, delay)
+			}
+		}}
+	err := retry.Do(ctx, p, func(ctx context.Context) (bool, error) {
+		tries++
+		var err error
+		resp, err = c.once(ctx, url, body)
+		var ae *apiError
+		switch {
+		case err == nil:
+		case !retriable(err):
+			err = retry.Permanent(err)
+		case errors.As(err, &ae):
+			err = retry.After(err, ae.retryAfter)
 		}
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%w (last attempt: %v)", ctx.Err(), err)
-		}
-		if !retriable(err) {
-			return nil, err
-		}
-		if c.attempts > 0 && attempt >= c.attempts {
-			return nil, fmt.Errorf("gave up after %d attempts: %w", attempt, err)
-		}
-		if c.onRetry != nil {
-			c.onRetry(err)
-		}
-		t := time.NewTimer(c.backoff(attempt, err))
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return nil, fmt.Errorf("%w (last attempt: %v)", ctx.Err(), err)
-		}
+		return false, err
+	})
+	switch {
+	case err == nil:
+		return resp, nil
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("%w (last attempt: %v)", ctx.Err(), err)
+	case c.attempts > 0 && tries >= c.attempts && retriable(err):
+		return nil, fmt.Errorf("gave up after %d attempts: %w", tries, err)
 	}
-}
-
-// backoff doubles with each attempt, with "equal jitter" (half fixed, half
-// random) so that many clients do not retry in step, and honours a
-// Retry-After up to RetryMax.
-func (c *client) backoff(attempt int, err error) time.Duration {
-	d := c.opts.RetryInitial << min(attempt-1, 30)
-	if d <= 0 || d > c.opts.RetryMax {
-		d = c.opts.RetryMax
-	}
-	d = d/2 + rand.N(d/2+1)
-	var ae *apiError
-	if errors.As(err, &ae) && ae.retryAfter > d {
-		d = min(ae.retryAfter, c.opts.RetryMax)
-	}
-	return d
+	return nil, err
 }
 
 func (c *client) once(ctx context.Context, url string, body []byte) ([]byte, error) {
@@ -141,7 +135,7 @@ func (c *client) once(ctx context.Context, url string, body []byte) ([]byte, err
 	defer cancel()
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return nil, &permanentError{err}
+		return nil, &localError{err}
 	}
 	req.SetBasicAuth("api", c.apiKey)
 	req.Header.Set("Content-Type", "application/json")

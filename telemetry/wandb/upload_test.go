@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -305,36 +306,37 @@ func TestModes(t *testing.T) {
 // A server that says when to come back is believed, up to RetryMax, so a
 // rate-limited client neither hammers it nor sleeps for minutes.
 func TestBackoffHonoursRetryAfter(t *testing.T) {
+	var calls atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Retry-After", "2")
-		http.Error(w, "slow down", http.StatusTooManyRequests)
+		if calls.Add(1)%2 == 1 {
+			w.Header().Set("Retry-After", "2")
+			http.Error(w, "slow down", http.StatusTooManyRequests)
+			return
+		}
+		w.Write([]byte("{}"))
 	}))
 	defer srv.Close()
-	c := &client{base: srv.URL, apiKey: testKey, opts: UploadOptions{
-		RetryInitial: 10 * time.Millisecond, RetryMax: 5 * time.Second,
-		RequestTimeout: 5 * time.Second, HTTPClient: srv.Client(),
-	}}
-	_, err := c.once(context.Background(), srv.URL, []byte("{}"))
-	var ae *apiError
-	if !errors.As(err, &ae) || ae.code != http.StatusTooManyRequests || ae.retryAfter != 2*time.Second {
-		t.Fatalf("once = %#v, want a 429 with Retry-After 2s", err)
-	}
 	for _, tc := range []struct {
 		name     string
 		retryMax time.Duration
-		err      error
-		lo, hi   time.Duration
+		want     time.Duration
 	}{
-		{"Retry-After beyond the backoff", 5 * time.Second, err, 2 * time.Second, 2 * time.Second},
-		{"Retry-After capped at RetryMax", time.Second, err, time.Second, time.Second},
-		{"no Retry-After: jittered backoff", 5 * time.Second, errors.New("connection reset"), 5 * time.Millisecond, 10 * time.Millisecond},
+		{"Retry-After capped at RetryMax", 50 * time.Millisecond, 50 * time.Millisecond},
+		{"Retry-After beyond the backoff", 5 * time.Second, 2 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c.opts.RetryMax = tc.retryMax
-			for range 50 {
-				if d := c.backoff(1, tc.err); d < tc.lo || d > tc.hi {
-					t.Fatalf("backoff = %v, want within [%v, %v]", d, tc.lo, tc.hi)
-				}
+			var delays []time.Duration
+			var errs []error
+			c := &client{base: srv.URL, apiKey: testKey, opts: UploadOptions{
+				RetryInitial: time.Millisecond, RetryMax: tc.retryMax,
+				RequestTimeout: 5 * time.Second, HTTPClient: srv.Client(),
+			}, onRetry: func(err error, d time.Duration) { errs, delays = append(errs, err), append(delays, d) }}
+			if _, err := c.post(context.Background(), srv.URL, []byte("{}")); err != nil {
+				t.Fatal(err)
+			}
+			var ae *apiError
+			if len(delays) != 1 || delays[0] != tc.want || !errors.As(errs[0], &ae) || ae.code != http.StatusTooManyRequests {
+				t.Fatalf("retried after %v for %v, want once after %v for the 429", delays, errs, tc.want)
 			}
 		})
 	}
