@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/anonymize-dev/anonymize/inference"
 	"github.com/anonymize-dev/anonymize/internal/synthclip"
 	"github.com/anonymize-dev/anonymize/internal/testutil"
 	"github.com/anonymize-dev/anonymize/models/synthetic"
@@ -40,9 +41,8 @@ func TestRunWithEngine(t *testing.T) {
 	writeTree(t, in, map[string]string{"sub/b.mkv": string(data)})
 
 	cfg := pipeline.DefaultConfig()
-	cfg.Device, cfg.ORTLib, cfg.DetectorModel, cfg.PoseModel = "cpu", lib, detector, poser
-	cfg.AuditModel = testutil.AuditModel(t)
-	engine, err := pipeline.NewEngine(cfg, pipeline.Env{Getenv: os.Getenv})
+	cfg.Device, cfg.DetectorModel, cfg.PoseModel = "cpu", detector, poser
+	engine, err := pipeline.NewEngine(cfg, pipeline.Env{Library: inference.LibrarySearch{Flag: lib}, AuditModel: testutil.AuditModel(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/anonymize-dev/anonymize/internal/atomicfile"
-	"github.com/anonymize-dev/anonymize/models"
+	"github.com/anonymize-dev/anonymize/internal/digest"
 	"github.com/anonymize-dev/anonymize/pipeline"
 	"github.com/anonymize-dev/anonymize/video"
 )
@@ -492,7 +492,7 @@ func (r *runner) check(it Item, finished time.Time) (StateEntry, error) {
 	if err := atomicfile.SyncDir(filepath.Dir(it.Output)); err != nil {
 		return StateEntry{}, err
 	}
-	sum, size, err := models.FileSHA256(it.Output)
+	sum, size, err := digest.FileSHA256(it.Output)
 	if err != nil {
 		return StateEntry{}, fmt.Errorf("read back the output: %w", err)
 	}

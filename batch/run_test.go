@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anonymize-dev/anonymize/internal/digest"
 	"github.com/anonymize-dev/anonymize/internal/testutil"
-	"github.com/anonymize-dev/anonymize/models"
 	"github.com/anonymize-dev/anonymize/pipeline"
 )
 
@@ -99,7 +99,7 @@ func TestRunProcessesEveryFile(t *testing.T) {
 		t.Errorf("report header: %+v", r)
 	}
 	for _, f := range r.Files {
-		sum, size, err := models.FileSHA256(filepath.Join(out, f.Output))
+		sum, size, err := digest.FileSHA256(filepath.Join(out, f.Output))
 		if err != nil || f.OutputSHA256 != sum || f.OutputSize != size {
 			t.Errorf("%s: report says %d bytes sha256 %s; file has %d, %s (%v)", f.Input, f.OutputSize, f.OutputSHA256, size, sum, err)
 		}

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/anonymize-dev/anonymize/detect"
+	"github.com/anonymize-dev/anonymize/inference"
 	"github.com/anonymize-dev/anonymize/internal/testutil"
 	"github.com/anonymize-dev/anonymize/pipeline"
 )
@@ -74,11 +75,11 @@ func TestRun(t *testing.T) {
 	testutil.Tool(t, "ffmpeg")
 	cfg := DefaultConfig()
 	cfg.Width, cfg.Height, cfg.Frames, cfg.Runs = 480, 360, 24, 2
-	cfg.Pipeline.Device, cfg.Pipeline.ORTLib, cfg.Pipeline.Audit = "cpu", testutil.ORTLib(t), pipeline.AuditOff
+	cfg.Pipeline.Device, cfg.Pipeline.Audit = "cpu", pipeline.AuditOff
 	cfg.WorkDir = t.TempDir()
 	var said []string
 	cfg.Progress = func(s string) { said = append(said, s) }
-	res, err := Run(context.Background(), cfg, pipeline.Env{Getenv: func(string) string { return "" }})
+	res, err := Run(context.Background(), cfg, pipeline.Env{Library: inference.LibrarySearch{Flag: testutil.ORTLib(t)}})
 	if err != nil {
 		t.Fatal(err)
 	}

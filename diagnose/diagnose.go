@@ -19,6 +19,7 @@ import (
 
 	"github.com/anonymize-dev/anonymize/detect"
 	"github.com/anonymize-dev/anonymize/inference"
+	"github.com/anonymize-dev/anonymize/internal/digest"
 	"github.com/anonymize-dev/anonymize/models"
 	"github.com/anonymize-dev/anonymize/models/onnxgraph"
 	"github.com/anonymize-dev/anonymize/models/synthetic"
@@ -84,11 +85,9 @@ func (r Report) Write(w io.Writer) error {
 type Options struct {
 	Library       inference.LibrarySearch
 	Device        inference.Device
-	ModelsDir     string
+	Models        models.Folder
 	DetectorModel string
 	PoseModel     string
-	Getenv        func(string) string
-	Cwd           string
 	// NVML is the NVML interface; nil uses the real library.
 	NVML nvml.Interface
 }
@@ -245,7 +244,7 @@ func checkNVML(r *Report, lib nvml.Interface) {
 
 func checkModels(r *Report, rt *inference.Runtime, o Options) {
 	const s = "Models"
-	dir, source := models.ResolveDir(o.ModelsDir, o.Getenv, o.Cwd)
+	dir, source := o.Models.Dir, o.Models.Source
 	r.add(s, "folder", Info, "%s (from %s)", dir, source)
 	for _, m := range models.Registry {
 		override := o.DetectorModel
@@ -257,7 +256,7 @@ func checkModels(r *Report, rt *inference.Runtime, o Options) {
 			r.add(s, string(m.Role), Fail, "%v", err)
 			continue
 		}
-		sum, _, err := models.FileSHA256(path)
+		sum, _, err := digest.FileSHA256(path)
 		if err != nil {
 			r.add(s, string(m.Role), Fail, "%s: %v", path, err)
 			continue

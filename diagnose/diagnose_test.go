@@ -12,6 +12,7 @@ import (
 
 	"github.com/anonymize-dev/anonymize/inference"
 	"github.com/anonymize-dev/anonymize/internal/testutil"
+	"github.com/anonymize-dev/anonymize/models"
 	"github.com/anonymize-dev/anonymize/models/synthetic"
 )
 
@@ -80,7 +81,7 @@ func TestCheckModelsNamesNullModels(t *testing.T) {
 		}
 		var r Report
 		checkModels(&r, rt, Options{Device: inference.Device{Kind: inference.DeviceCPU}, DetectorModel: det, PoseModel: pose,
-			Getenv: func(string) string { return "" }, Cwd: t.TempDir()})
+			Models: models.Folder{Dir: t.TempDir(), Source: models.SourceFlag}})
 		var out bytes.Buffer
 		if err := r.Write(&out); err != nil {
 			t.Fatal(err)

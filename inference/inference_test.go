@@ -61,29 +61,22 @@ func TestLibraryCandidates(t *testing.T) {
 		}
 		return fs.ErrNotExist
 	}
-	env := func(v string) func(string) string {
-		return func(k string) string {
-			if k == LibraryEnv {
-				return v
-			}
-			return ""
-		}
-	}
+
 	tests := []struct {
 		name    string
 		search  LibrarySearch
 		want    []string
 		wantErr string
 	}{
-		{"flag wins", LibrarySearch{Flag: "/custom/libonnxruntime.so", Getenv: env("/nope"), Executable: "/opt/x/anonymize", Stat: stat},
+		{"flag wins", LibrarySearch{Flag: "/custom/libonnxruntime.so", Env: "/nope", Executable: "/opt/x/anonymize", Stat: stat},
 			[]string{"/custom/libonnxruntime.so"}, ""},
 		{"missing flag is an error, not a fallback", LibrarySearch{Flag: "/nope.so", Executable: "/opt/x/anonymize", Stat: stat},
 			nil, "--ort-lib /nope.so: no such file"},
-		{"env next", LibrarySearch{Getenv: env("/custom/libonnxruntime.so"), Executable: "/opt/x/anonymize", Stat: stat},
+		{"env next", LibrarySearch{Env: "/custom/libonnxruntime.so", Executable: "/opt/x/anonymize", Stat: stat},
 			[]string{"/custom/libonnxruntime.so"}, ""},
-		{"missing env is an error", LibrarySearch{Getenv: env("/nope.so"), Stat: stat},
+		{"missing env is an error", LibrarySearch{Env: "/nope.so", Stat: stat},
 			nil, LibraryEnv + "=/nope.so: no such file"},
-		{"beside the binary, then the system", LibrarySearch{Getenv: env(""), Executable: "/opt/x/anonymize", Stat: stat},
+		{"beside the binary, then the system", LibrarySearch{Env: "", Executable: "/opt/x/anonymize", Stat: stat},
 			[]string{"/opt/x/lib/libonnxruntime.so.1", "/opt/x/libonnxruntime.so", "libonnxruntime.so.1", "libonnxruntime.so"}, ""},
 		{"system only", LibrarySearch{Stat: stat},
 			[]string{"libonnxruntime.so.1", "libonnxruntime.so"}, ""},

@@ -15,10 +15,10 @@ var libraryNames = []string{"libonnxruntime.so.1", "libonnxruntime.so"}
 
 // LibrarySearch says where to look for the ONNX Runtime shared library.
 type LibrarySearch struct {
-	Flag       string              // --ort-lib
-	Getenv     func(string) string // os.Getenv in production
-	Executable string              // path of the running binary; "" skips the beside-the-binary step
-	Stat       func(string) error  // nil: os.Stat
+	Flag       string             // --ort-lib
+	Env        string             // $ANONYMIZE_ORT_LIB
+	Executable string             // path of the running binary; "" skips the beside-the-binary step
+	Stat       func(string) error // nil: os.Stat
 }
 
 // Candidate is one place the library may be loaded from. System candidates
@@ -47,13 +47,11 @@ func (s LibrarySearch) Candidates() ([]Candidate, error) {
 		}
 		return []Candidate{{Path: s.Flag, Source: "--ort-lib"}}, nil
 	}
-	if s.Getenv != nil {
-		if p := s.Getenv(LibraryEnv); p != "" {
-			if err := stat(p); err != nil {
-				return nil, fmt.Errorf("%s=%s: %w", LibraryEnv, p, notFoundHint(err))
-			}
-			return []Candidate{{Path: p, Source: "$" + LibraryEnv}}, nil
+	if p := s.Env; p != "" {
+		if err := stat(p); err != nil {
+			return nil, fmt.Errorf("%s=%s: %w", LibraryEnv, p, notFoundHint(err))
 		}
+		return []Candidate{{Path: p, Source: "$" + LibraryEnv}}, nil
 	}
 	var out []Candidate
 	if s.Executable != "" {

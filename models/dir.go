@@ -1,15 +1,14 @@
 package models
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/anonymize-dev/anonymize/internal/digest"
 )
 
 // Environment variables that configure where models live and come from.
@@ -26,6 +25,14 @@ const (
 	SourceLocal = "./models"
 	SourceCache = "user cache folder"
 )
+
+// Folder is a resolved model folder and the rule that chose it (one of
+// the Source constants), which messages name so that a user can tell why
+// the program looked there.
+type Folder struct {
+	Dir    string
+	Source string
+}
 
 // userCacheDir is os.UserCacheDir; tests replace it so that they neither
 // depend on nor touch the real cache of whoever runs them.
@@ -271,7 +278,7 @@ func (inst *Installed) fill(lock *HubLock) error {
 	if pin, ok := lock.find(inst.Name); ok && inst.Known {
 		inst.Pin = &pin
 	}
-	sum, size, err := FileSHA256(inst.Path)
+	sum, size, err := digest.FileSHA256(inst.Path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -287,27 +294,4 @@ func compareSum(have, want string) ManifestMatch {
 		return ManifestMatches
 	}
 	return ManifestDiffers
-}
-
-// FileSHA256 returns the hex sha256 and size of a file. The error wraps
-// fs.ErrNotExist when there is no such file.
-func FileSHA256(path string) (string, int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return "", 0, fmt.Errorf("stat %s: %w", path, err)
-	}
-	if st.IsDir() {
-		return "", 0, fmt.Errorf("%s is a folder, not a model file", path)
-	}
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return "", 0, fmt.Errorf("read %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
 }

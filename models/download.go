@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/anonymize-dev/anonymize/internal/digest"
 	"github.com/anonymize-dev/anonymize/internal/retry"
 )
 
@@ -108,7 +109,7 @@ func (d *downloader) download(ctx context.Context, t target, part string) error 
 			return err
 		}
 
-		sum, size, err := FileSHA256(part)
+		sum, size, err := digest.FileSHA256(part)
 		if err != nil {
 			return fmt.Errorf("check download: %w", err)
 		}

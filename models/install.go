@@ -9,12 +9,13 @@ import (
 	"path/filepath"
 
 	"github.com/anonymize-dev/anonymize/internal/atomicfile"
+	"github.com/anonymize-dev/anonymize/internal/digest"
 )
 
 // alreadyInstalled reports whether final already holds the file with
 // sha256 want, so that a pull need not download it again.
 func alreadyInstalled(d *downloader, name, final, want string) (bool, error) {
-	sum, size, err := FileSHA256(final)
+	sum, size, err := digest.FileSHA256(final)
 	switch {
 	case err == nil && sum == want:
 		d.log.Info("already installed", "model", name, "path", final)
@@ -80,7 +81,7 @@ func installLocal(opts PullOptions) (string, error) {
 		return "", fmt.Errorf("nothing to check %s against: pass --sha256 with the sha256 of the file you meant to fetch "+
 			"(the Hub shows it on the file's page)", opts.File)
 	}
-	sum, _, err := FileSHA256(opts.File)
+	sum, _, err := digest.FileSHA256(opts.File)
 	if err != nil {
 		return "", err
 	}

@@ -21,8 +21,6 @@ import (
 // Validate names the flag at fault.
 type Config struct {
 	Device        string // --device
-	ORTLib        string // --ort-lib
-	ModelsDir     string // --models-dir
 	DetectorModel string // --detector-model
 	PoseModel     string // --pose-model
 	TRTCache      string // --trt-cache ("": the user cache folder)
@@ -50,7 +48,6 @@ type Config struct {
 
 	Audit         string // --audit: off, sample or full
 	AuditEvery    int    // --audit-every: the sample's interval in frames
-	AuditModel    string // --audit-model
 	AuditEvidence string // --audit-evidence
 	QueueSize     int    // frames buffered between stages (not a flag)
 }

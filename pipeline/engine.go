@@ -12,18 +12,24 @@ import (
 	"github.com/anonymize-dev/anonymize/audit"
 	"github.com/anonymize-dev/anonymize/detect"
 	"github.com/anonymize-dev/anonymize/inference"
+	"github.com/anonymize-dev/anonymize/internal/digest"
 	"github.com/anonymize-dev/anonymize/models"
 	"github.com/anonymize-dev/anonymize/models/synthetic"
 	"github.com/anonymize-dev/anonymize/pose"
 	"github.com/anonymize-dev/anonymize/video"
 )
 
-// Env is what the engine takes from the process it runs in.
+// Env is what the engine needs besides its Config: where the runtime and
+// the models are, resolved by the command layer from its flags, the
+// environment variables and the working folder (no library reads the
+// process's environment).
 type Env struct {
-	Log        *slog.Logger
-	Getenv     func(string) string
-	Executable string // path of the running binary, to find a bundled ONNX Runtime
-	Cwd        string
+	Log     *slog.Logger
+	Library inference.LibrarySearch // where ONNX Runtime is loaded from
+	Models  models.Folder           // the model folder
+	// AuditModel is the audit's face detector file; "" looks for it in
+	// the model folder.
+	AuditModel string
 	// GPUMemory, when set, samples the GPU memory this process uses (see
 	// StageConfig.GPUMemory).
 	GPUMemory func() (bytes int64, ok bool)
@@ -68,11 +74,10 @@ type Engine struct {
 // ResolveModels returns the detector and pose model paths the config
 // selects, or an error telling the user how to get them.
 func ResolveModels(cfg Config, env Env) (detector, poser string, err error) {
-	dir, source := models.ResolveDir(cfg.ModelsDir, env.Getenv, env.Cwd)
-	if detector, err = models.DetectorPath(cfg.DetectorModel, dir, source); err != nil {
+	if detector, err = models.DetectorPath(cfg.DetectorModel, env.Models.Dir, env.Models.Source); err != nil {
 		return "", "", err
 	}
-	if poser, err = models.PosePath(cfg.PoseModel, dir, source); err != nil {
+	if poser, err = models.PosePath(cfg.PoseModel, env.Models.Dir, env.Models.Source); err != nil {
 		return "", "", err
 	}
 	return detector, poser, nil
@@ -97,7 +102,7 @@ func NewEngine(cfg Config, env Env) (_ *Engine, err error) {
 	if err != nil {
 		return nil, err
 	}
-	rt, err := inference.Load(inference.LibrarySearch{Flag: cfg.ORTLib, Getenv: env.Getenv, Executable: env.Executable}, log)
+	rt, err := inference.Load(env.Library, log)
 	if err != nil {
 		return nil, err
 	}
@@ -118,12 +123,7 @@ func NewEngine(cfg Config, env Env) (_ *Engine, err error) {
 		return nil, err
 	}
 	if cfg.Audit != AuditOff {
-		dir, source := models.ResolveDir(cfg.ModelsDir, env.Getenv, env.Cwd)
-		override := cfg.AuditModel
-		if override == "" && env.Getenv != nil {
-			override = env.Getenv(audit.EnvModel)
-		}
-		path, err := audit.FindModel(override, dir, source)
+		path, err := audit.FindModel(env.AuditModel, env.Models.Dir, env.Models.Source)
 		if err != nil {
 			return nil, fmt.Errorf("--audit %s: %w (or pass --audit off)", cfg.Audit, err)
 		}
@@ -215,7 +215,7 @@ func (e *Engine) poseConfig() pose.Config {
 }
 
 func (e *Engine) open(role models.Role, path string, contract models.Contract) (*inference.Session, error) {
-	sum, _, err := models.FileSHA256(path)
+	sum, _, err := digest.FileSHA256(path)
 	if err != nil {
 		return nil, fmt.Errorf("%s model: %w", role, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/anonymize-dev/anonymize/detect"
 	"github.com/anonymize-dev/anonymize/inference"
 	"github.com/anonymize-dev/anonymize/internal/atomicfile"
+	"github.com/anonymize-dev/anonymize/internal/digest"
 	"github.com/anonymize-dev/anonymize/models"
 )
 
@@ -35,7 +36,7 @@ func (e *Engine) openDetector(path string) (*inference.Session, error) {
 	}
 	// Hashed once: the plain and the fused model are both recorded under
 	// the model's own sha256.
-	sum, _, err := models.FileSHA256(path)
+	sum, _, err := digest.FileSHA256(path)
 	if err != nil {
 		return nil, fmt.Errorf("%s model: %w", models.RoleDetector, err)
 	}

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/anonymize-dev/anonymize/inference"
+	"github.com/anonymize-dev/anonymize/internal/digest"
 	"github.com/anonymize-dev/anonymize/internal/synthclip"
 	"github.com/anonymize-dev/anonymize/internal/testutil"
 	"github.com/anonymize-dev/anonymize/models"
@@ -39,9 +41,9 @@ func TestPreprocessFused(t *testing.T) {
 	run := func(device, preprocess string, batch, frames int) (*Engine, []FrameResult, Stats) {
 		t.Helper()
 		cfg := DefaultConfig()
-		cfg.Device, cfg.ORTLib, cfg.DetectorModel, cfg.PoseModel = device, testutil.ORTLib(t), detector, poser
+		cfg.Device, cfg.DetectorModel, cfg.PoseModel = device, detector, poser
 		cfg.Audit, cfg.Preprocess, cfg.Batch, cfg.Frames = AuditOff, preprocess, batch, frames
-		e, err := NewEngine(cfg, Env{Getenv: os.Getenv})
+		e, err := NewEngine(cfg, Env{Library: inference.LibrarySearch{Flag: testutil.ORTLib(t)}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -76,7 +78,7 @@ func TestPreprocessFused(t *testing.T) {
 			ref = m
 		}
 	}
-	if sum, _, _ := models.FileSHA256(detector); !ref.Fused || ref.Path != detector || ref.SHA256 != sum {
+	if sum, _, _ := digest.FileSHA256(detector); !ref.Fused || ref.Path != detector || ref.SHA256 != sum {
 		t.Errorf("detector recorded as %+v: want the model's own path and sha256, marked fused", ref)
 	}
 

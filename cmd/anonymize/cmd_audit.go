@@ -13,24 +13,21 @@ import (
 
 	"github.com/anonymize-dev/anonymize/audit"
 	"github.com/anonymize-dev/anonymize/inference"
-	"github.com/anonymize-dev/anonymize/models"
 	"github.com/anonymize-dev/anonymize/pipeline"
 	"github.com/anonymize-dev/anonymize/video"
 )
 
 // AuditOptions are the inputs of `anonymize audit`.
 type AuditOptions struct {
-	IO         *IOStreams
-	Env        pipeline.Env
-	Videos     []string
-	Device     string
-	ORTLib     string
-	ModelsDir  string
-	AuditModel string
-	Every      int
-	Detector   audit.Config
-	JSON       bool
-	Evidence   string
+	IO        *IOStreams
+	Env       pipeline.Env
+	Videos    []string
+	Device    string
+	Locations Locations
+	Every     int
+	Detector  audit.Config
+	JSON      bool
+	Evidence  string
 }
 
 // NewCmdAudit builds `anonymize audit`.
@@ -61,7 +58,7 @@ func NewCmdAudit(f *Factory, runF func(context.Context, *AuditOptions) error) *c
 			if err := opts.Detector.Validate(); err != nil {
 				return usageError{err}
 			}
-			opts.Env = pipeline.Env{Getenv: f.Getenv, Executable: f.executable(), Cwd: f.cwd()}
+			opts.Env = f.engineEnv(opts.Locations)
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
@@ -70,9 +67,9 @@ func NewCmdAudit(f *Factory, runF func(context.Context, *AuditOptions) error) *c
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&opts.Device, "device", opts.Device, "where the face detector runs: auto, cpu, cuda or cuda:N")
-	fs.StringVar(&opts.ORTLib, "ort-lib", "", "path of libonnxruntime.so (default: $ANONYMIZE_ORT_LIB, lib/ next to the binary, then the system library path)")
-	fs.StringVar(&opts.ModelsDir, "models-dir", "", "model folder (default: $ANONYMIZE_MODELS, ./models, then the user cache folder)")
-	fs.StringVar(&opts.AuditModel, "audit-model", "", "BlazeFace .onnx file (default: "+audit.ModelFile+" in the model folder)")
+	fs.StringVar(&opts.Locations.ORTLib, "ort-lib", "", "path of libonnxruntime.so (default: $ANONYMIZE_ORT_LIB, lib/ next to the binary, then the system library path)")
+	fs.StringVar(&opts.Locations.ModelsDir, "models-dir", "", "model folder (default: $ANONYMIZE_MODELS, ./models, then the user cache folder)")
+	fs.StringVar(&opts.Locations.AuditModel, "audit-model", "", "BlazeFace .onnx file (default: "+audit.ModelFile+" in the model folder)")
 	fs.IntVar(&opts.Every, "every", opts.Every, "audit one frame in N")
 	fs.Float32Var(&opts.Detector.MinScore, "min-score", opts.Detector.MinScore, "least face score that counts as a face")
 	fs.IntVar(&opts.Detector.Levels, "levels", opts.Detector.Levels, "levels of tiles searched besides the whole frame, each finding faces half as large at four times the cost (0-4)")
@@ -91,16 +88,11 @@ type auditFile struct {
 func runAudit(ctx context.Context, opts *AuditOptions) error {
 	log, _ := newLogger(opts.IO, opts.JSON)
 	dev, _ := inference.ParseDevice(opts.Device)
-	dir, source := models.ResolveDir(opts.ModelsDir, opts.Env.Getenv, opts.Env.Cwd)
-	override := opts.AuditModel
-	if override == "" {
-		override = opts.Env.Getenv(audit.EnvModel)
-	}
-	path, err := audit.FindModel(override, dir, source)
+	path, err := audit.FindModel(opts.Env.AuditModel, opts.Env.Models.Dir, opts.Env.Models.Source)
 	if err != nil {
 		return err
 	}
-	rt, err := inference.Load(inference.LibrarySearch{Flag: opts.ORTLib, Getenv: opts.Env.Getenv, Executable: opts.Env.Executable}, log)
+	rt, err := inference.Load(opts.Env.Library, log)
 	if err != nil {
 		return err
 	}

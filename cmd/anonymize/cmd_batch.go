@@ -27,6 +27,7 @@ const defaultJobs = 2
 type BatchOptions struct {
 	IO         *IOStreams
 	Env        pipeline.Env
+	Locations  Locations // where the runtime and models are; resolved into Env
 	InDir      string
 	OutDir     string
 	Include    []string
@@ -75,6 +76,7 @@ func NewCmdBatch(f *Factory, runF func(context.Context, *BatchOptions) error) *c
 			if opts.Jobs < 1 {
 				return usageError{fmt.Errorf("--jobs %d: must be at least 1", opts.Jobs)}
 			}
+			opts.Telemetry.Getenv = f.Getenv
 			if err := validateTelemetry(&opts.Telemetry, f.Getenv, cmd.Flags()); err != nil {
 				return err
 			}
@@ -82,7 +84,7 @@ func NewCmdBatch(f *Factory, runF func(context.Context, *BatchOptions) error) *c
 				return usageError{err}
 			}
 			opts.Settings = flagSettings(cmd.Flags())
-			opts.Env = pipeline.Env{Getenv: f.Getenv, Executable: f.executable(), Cwd: f.cwd()}
+			opts.Env = f.engineEnv(opts.Locations)
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
@@ -90,7 +92,7 @@ func NewCmdBatch(f *Factory, runF func(context.Context, *BatchOptions) error) *c
 		},
 	}
 	fs := cmd.Flags()
-	addPipelineFlags(fs, &opts.Config)
+	addPipelineFlags(fs, &opts.Config, &opts.Locations)
 	addTelemetryFlags(fs, &opts.Telemetry)
 	fs.StringSliceVar(&opts.Include, "include", nil, "glob of files to process, on the base name or the relative path; repeatable (default: common video extensions)")
 	fs.StringSliceVar(&opts.Exclude, "exclude", nil, "glob of files or folders to leave out; repeatable")

@@ -13,11 +13,12 @@ import (
 
 // BenchOptions are the inputs of `anonymize bench`.
 type BenchOptions struct {
-	IO     *IOStreams
-	Env    pipeline.Env
-	Config bench.Config
-	Size   sizeValue
-	JSON   bool
+	IO        *IOStreams
+	Env       pipeline.Env
+	Locations Locations // where the runtime and models are; resolved into Env
+	Config    bench.Config
+	Size      sizeValue
+	JSON      bool
 }
 
 // NewCmdBench builds `anonymize bench`.
@@ -54,7 +55,7 @@ func NewCmdBench(f *Factory, runF func(context.Context, *BenchOptions) error) *c
 			if err := c.Validate(); err != nil {
 				return usageError{err}
 			}
-			opts.Env = pipeline.Env{Getenv: f.Getenv, Executable: f.executable(), Cwd: f.cwd()}
+			opts.Env = f.engineEnv(opts.Locations)
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
@@ -62,7 +63,7 @@ func NewCmdBench(f *Factory, runF func(context.Context, *BenchOptions) error) *c
 		},
 	}
 	fs := cmd.Flags()
-	addPipelineFlags(fs, &opts.Config.Pipeline)
+	addPipelineFlags(fs, &opts.Config.Pipeline, &opts.Locations)
 	fs.Lookup("frames").Usage = "frames of the generated clip"
 	fs.StringVar(&opts.Config.Clip, "clip", "", "video to run on instead of a generated one")
 	fs.Var(&opts.Size, "size", "size of the generated clip, WIDTHxHEIGHT")

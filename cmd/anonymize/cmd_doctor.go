@@ -12,9 +12,10 @@ import (
 
 // DoctorOptions are the inputs of `anonymize doctor`.
 type DoctorOptions struct {
-	IO     *IOStreams
-	Env    pipeline.Env
-	Config pipeline.Config
+	IO        *IOStreams
+	Env       pipeline.Env
+	Locations Locations // where the runtime and models are; resolved into Env
+	Config    pipeline.Config
 }
 
 // NewCmdDoctor builds `anonymize doctor`.
@@ -32,27 +33,25 @@ func NewCmdDoctor(f *Factory, runF func(context.Context, *DoctorOptions) error) 
 			if _, err := inference.ParseDevice(opts.Config.Device); err != nil {
 				return usageError{err}
 			}
-			opts.Env = pipeline.Env{Getenv: f.Getenv, Executable: f.executable(), Cwd: f.cwd()}
+			opts.Env = f.engineEnv(opts.Locations)
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
 			return runDoctor(cmd.Context(), opts)
 		},
 	}
-	addRuntimeFlags(cmd.Flags(), &opts.Config)
+	addRuntimeFlags(cmd.Flags(), &opts.Config, &opts.Locations)
 	return cmd
 }
 
 func runDoctor(ctx context.Context, opts *DoctorOptions) error {
 	dev, _ := inference.ParseDevice(opts.Config.Device)
 	report := diagnose.Run(ctx, diagnose.Options{
-		Library:       inference.LibrarySearch{Flag: opts.Config.ORTLib, Getenv: opts.Env.Getenv, Executable: opts.Env.Executable},
+		Library:       opts.Env.Library,
 		Device:        dev,
-		ModelsDir:     opts.Config.ModelsDir,
+		Models:        opts.Env.Models,
 		DetectorModel: opts.Config.DetectorModel,
 		PoseModel:     opts.Config.PoseModel,
-		Getenv:        opts.Env.Getenv,
-		Cwd:           opts.Env.Cwd,
 	})
 	if err := report.Write(opts.IO.Out); err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 type VideoOptions struct {
 	IO        *IOStreams
 	Env       pipeline.Env
+	Locations Locations // where the runtime and models are; resolved into Env
 	Input     string
 	Output    string
 	Overwrite bool
@@ -46,17 +47,18 @@ func NewCmdVideo(f *Factory, runF func(context.Context, *VideoOptions) error) *c
 			if err := video.CheckOutputExt(opts.Output); err != nil {
 				return usageError{err}
 			}
+			opts.Telemetry.Getenv = f.Getenv
 			if err := validateTelemetry(&opts.Telemetry, f.Getenv, cmd.Flags()); err != nil {
 				return err
 			}
-			opts.Env = pipeline.Env{Getenv: f.Getenv, Executable: f.executable(), Cwd: f.cwd()}
+			opts.Env = f.engineEnv(opts.Locations)
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
 			return runVideo(cmd.Context(), opts)
 		},
 	}
-	addPipelineFlags(cmd.Flags(), &opts.Config)
+	addPipelineFlags(cmd.Flags(), &opts.Config, &opts.Locations)
 	addTelemetryFlags(cmd.Flags(), &opts.Telemetry)
 	cmd.Flags().BoolVar(&opts.Overwrite, "overwrite", false, "replace OUTPUT if it exists")
 	cmd.Flags().BoolVarP(&opts.Quiet, "quiet", "q", false, "print only warnings and errors: no progress bar, no summary")

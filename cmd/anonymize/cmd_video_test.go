@@ -12,6 +12,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/anonymize-dev/anonymize/batch"
+	"github.com/anonymize-dev/anonymize/inference"
+	"github.com/anonymize-dev/anonymize/models"
 	"github.com/anonymize-dev/anonymize/pipeline"
 	"github.com/anonymize-dev/anonymize/video"
 )
@@ -53,7 +55,8 @@ func TestNewCmdVideoFlags(t *testing.T) {
 				o.Input, o.Output = "a.mov", "b.mkv"
 				o.Overwrite, o.Quiet = true, true
 				c := &o.Config
-				c.Device, c.ORTLib, c.ModelsDir, c.DetectorModel, c.PoseModel = "cuda:1", "/x/libonnxruntime.so", "/m", "d.onnx", "p.onnx"
+				o.Locations = Locations{ORTLib: "/x/libonnxruntime.so", ModelsDir: "/m"}
+				c.Device, c.DetectorModel, c.PoseModel = "cuda:1", "d.onnx", "p.onnx"
 				c.Threshold, c.DetectSize, c.PoseBatch, c.KptThreshold, c.MaskScale = 0.8, 640, 4, 0.5, 1.3
 				c.CRF, c.Preset, c.Audio, c.Subtitles, c.Frames, c.Draw = 23, "slow", "drop", "drop", 10, true
 				c.Encoder, c.EncoderThreads, c.Batch, c.Preprocess = "hevc_nvenc", 6, 8, "fused"
@@ -90,11 +93,14 @@ func TestNewCmdVideoFlags(t *testing.T) {
 			want := &VideoOptions{IO: f.IO, Input: "in.mp4", Output: "out.mp4", Config: def}
 			tt.want(want)
 			if got.Input != want.Input || got.Output != want.Output || got.Overwrite != want.Overwrite ||
-				got.Quiet != want.Quiet || got.Config != want.Config {
+				got.Quiet != want.Quiet || got.Config != want.Config || got.Locations != want.Locations {
 				t.Errorf("options\n got %+v\nwant %+v", *got, *want)
 			}
-			if got.Env.Cwd != "/data" || got.Env.Executable != "/opt/anonymize/bin/anonymize" {
-				t.Errorf("env %+v not taken from the factory", got.Env)
+			if got.Env.Library.Executable != "/opt/anonymize/bin/anonymize" || got.Env.Library.Flag != want.Locations.ORTLib {
+				t.Errorf("env %+v not taken from the flags and the factory", got.Env)
+			}
+			if want.Locations.ModelsDir != "" && got.Env.Models != (models.Folder{Dir: "/m", Source: models.SourceFlag}) {
+				t.Errorf("model folder %+v, want /m from --models-dir", got.Env.Models)
 			}
 		})
 	}
@@ -123,6 +129,48 @@ func TestExecuteExitCodes(t *testing.T) {
 			first, _, _ := strings.Cut(errOut.String(), "\n")
 			if !strings.HasPrefix(first, "anonymize: error: ") || !strings.Contains(first, tt.wantErr) {
 				t.Errorf("first stderr line %q, want an error mentioning %q", first, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestEngineEnv: the factory resolves where the runtime and the models
+// are, flags first, then the environment, then the working folder and the
+// binary's; the libraries get only the result.
+func TestEngineEnv(t *testing.T) {
+	tests := []struct {
+		name string
+		loc  Locations
+		env  map[string]string
+		want pipeline.Env
+	}{
+		{
+			name: "flags",
+			loc:  Locations{ORTLib: "/x/lib.so", ModelsDir: "m", AuditModel: "face.onnx"},
+			env:  map[string]string{"ANONYMIZE_ORT_LIB": "/env/lib.so", "ANONYMIZE_MODELS": "/env/models", "ANONYMIZE_AUDIT_MODEL": "/env/face.onnx"},
+			want: pipeline.Env{
+				Library:    inference.LibrarySearch{Flag: "/x/lib.so", Env: "/env/lib.so", Executable: "/opt/anonymize/bin/anonymize"},
+				Models:     models.Folder{Dir: "/data/m", Source: models.SourceFlag},
+				AuditModel: "face.onnx",
+			},
+		},
+		{
+			name: "environment",
+			env:  map[string]string{"ANONYMIZE_ORT_LIB": "/env/lib.so", "ANONYMIZE_MODELS": "/env/models", "ANONYMIZE_AUDIT_MODEL": "/env/face.onnx"},
+			want: pipeline.Env{
+				Library:    inference.LibrarySearch{Env: "/env/lib.so", Executable: "/opt/anonymize/bin/anonymize"},
+				Models:     models.Folder{Dir: "/env/models", Source: models.SourceEnv},
+				AuditModel: "/env/face.onnx",
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, _, _ := testFactory(t, tt.env)
+			got := f.engineEnv(tt.loc)
+			gl, wl := got.Library, tt.want.Library
+			if gl.Flag != wl.Flag || gl.Env != wl.Env || gl.Executable != wl.Executable || got.Models != tt.want.Models || got.AuditModel != tt.want.AuditModel {
+				t.Errorf("engineEnv = %+v, want %+v", got, tt.want)
 			}
 		})
 	}

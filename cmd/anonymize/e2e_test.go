@@ -22,6 +22,7 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/anonymize-dev/anonymize/geom"
+	"github.com/anonymize-dev/anonymize/internal/digest"
 	"github.com/anonymize-dev/anonymize/internal/synthclip"
 	"github.com/anonymize-dev/anonymize/internal/testutil"
 	"github.com/anonymize-dev/anonymize/models"
@@ -443,7 +444,7 @@ func TestDoctor(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("doctor exit %d with everything installed:\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	sum, _, err := models.FileSHA256(detector)
+	sum, _, err := digest.FileSHA256(detector)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"io"
 	"os"
 
+	"github.com/anonymize-dev/anonymize/audit"
+	"github.com/anonymize-dev/anonymize/inference"
+	"github.com/anonymize-dev/anonymize/models"
+	"github.com/anonymize-dev/anonymize/pipeline"
 	"golang.org/x/term"
 )
 
@@ -55,4 +60,26 @@ func (f *Factory) executable() string {
 		return p
 	}
 	return ""
+}
+
+// Locations are the flags that say where the runtime and the models are.
+// The factory resolves them, with the environment variables and the
+// working folder, into what the libraries take (engineEnv): no library
+// reads the process's environment.
+type Locations struct {
+	ORTLib     string // --ort-lib
+	ModelsDir  string // --models-dir
+	AuditModel string // --audit-model
+}
+
+// engineEnv resolves loc: --ort-lib, else $ANONYMIZE_ORT_LIB, else next to
+// the binary; the model folder (models.ResolveDir); --audit-model, else
+// $ANONYMIZE_AUDIT_MODEL, else the model folder's.
+func (f *Factory) engineEnv(loc Locations) pipeline.Env {
+	dir, source := models.ResolveDir(loc.ModelsDir, f.Getenv, f.cwd())
+	return pipeline.Env{
+		Library:    inference.LibrarySearch{Flag: loc.ORTLib, Env: f.Getenv(inference.LibraryEnv), Executable: f.executable()},
+		Models:     models.Folder{Dir: dir, Source: source},
+		AuditModel: cmp.Or(loc.AuditModel, f.Getenv(audit.EnvModel)),
+	}
 }

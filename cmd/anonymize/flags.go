@@ -10,19 +10,19 @@ import (
 
 // addRuntimeFlags adds the flags that choose the runtime and the models:
 // shared by every command that loads them.
-func addRuntimeFlags(fs *pflag.FlagSet, c *pipeline.Config) {
+func addRuntimeFlags(fs *pflag.FlagSet, c *pipeline.Config, loc *Locations) {
 	fs.StringVar(&c.Device, "device", c.Device, "where models run: auto (CUDA if usable, else CPU), cpu, cuda or cuda:N, tensorrt or tensorrt:N (fp16 engines, cached; falls back to CUDA, then the CPU)")
 	fs.StringVar(&c.TRTCache, "trt-cache", c.TRTCache, "folder for TensorRT's engines and timing caches (default: anonymize/tensorrt in the user cache folder); building DETR's engine takes minutes, loading it seconds")
-	fs.StringVar(&c.ORTLib, "ort-lib", c.ORTLib, "path of libonnxruntime.so (default: $ANONYMIZE_ORT_LIB, lib/ next to the binary, then the system library path)")
-	fs.StringVar(&c.ModelsDir, "models-dir", c.ModelsDir, "model folder (default: $ANONYMIZE_MODELS, ./models, then the user cache folder)")
+	fs.StringVar(&loc.ORTLib, "ort-lib", loc.ORTLib, "path of libonnxruntime.so (default: $ANONYMIZE_ORT_LIB, lib/ next to the binary, then the system library path)")
+	fs.StringVar(&loc.ModelsDir, "models-dir", loc.ModelsDir, "model folder (default: $ANONYMIZE_MODELS, ./models, then the user cache folder)")
 	fs.StringVar(&c.DetectorModel, "detector-model", c.DetectorModel, "DETR person detector .onnx file (overrides the model folder)")
 	fs.StringVar(&c.PoseModel, "pose-model", c.PoseModel, "TransPose keypoint model .onnx file (overrides the model folder)")
 }
 
 // addPipelineFlags adds the flags of one anonymization job: shared by
 // `video` and `batch`.
-func addPipelineFlags(fs *pflag.FlagSet, c *pipeline.Config) {
-	addRuntimeFlags(fs, c)
+func addPipelineFlags(fs *pflag.FlagSet, c *pipeline.Config, loc *Locations) {
+	addRuntimeFlags(fs, c, loc)
 	fs.Float64Var(&c.Threshold, "threshold", c.Threshold, "minimum person score of the detector")
 	fs.Float64Var(&c.TrackLow, "track-low", c.TrackLow, "score from which a detection below --threshold still continues a person's track (as ByteTrack does); it never starts one")
 	fs.DurationVar(&c.Hold, "hold", c.Hold, "how long a tracked person the detector misses keeps a mask where they are predicted to be, and how far back a person first detected late is masked too (0: off)")
@@ -49,6 +49,6 @@ func addPipelineFlags(fs *pflag.FlagSet, c *pipeline.Config) {
 		"own work on a frame (decode, masks, encode), so full would make a run whose models are fast (a GPU's) about 3.5 times slower; "+
 		"the sample costs about 2%")
 	fs.IntVar(&c.AuditEvery, "audit-every", c.AuditEvery, "the audit sample's interval, in frames")
-	fs.StringVar(&c.AuditModel, "audit-model", c.AuditModel, "the audit's BlazeFace .onnx file (default: blazeface-back-256.onnx in the model folder)")
+	fs.StringVar(&loc.AuditModel, "audit-model", loc.AuditModel, "the audit's BlazeFace .onnx file (default: blazeface-back-256.onnx in the model folder)")
 	fs.StringVar(&c.AuditEvidence, "audit-evidence", c.AuditEvidence, "write a crop of each face the audit finds into this folder (personal data: off by default)")
 }

@@ -17,6 +17,8 @@ type TelemetryOptions struct {
 	Sinks string // --telemetry
 	// Config is the command's flags, for the W&B run's config.
 	Config map[string]any
+	// Getenv reads the exporters' environment (OTEL_*, WANDB_*).
+	Getenv func(string) string
 }
 
 func addTelemetryFlags(fs *pflag.FlagSet, o *TelemetryOptions) {
@@ -97,7 +99,7 @@ func startProcessing(ctx context.Context, streams *IOStreams, env *pipeline.Env,
 	tel *TelemetryOptions, jobType string) (*processing, error) {
 	p := &processing{logs: logs}
 	var err error
-	if p.tel, err = startTelemetry(ctx, streams, env.Log, env.Getenv, tel, jobType); err != nil {
+	if p.tel, err = startTelemetry(ctx, streams, env.Log, tel.Getenv, tel, jobType); err != nil {
 		return p, err
 	}
 	logs.attachOTLP(p.tel.LogHandler())
