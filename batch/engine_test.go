@@ -41,7 +41,7 @@ func TestRunWithEngine(t *testing.T) {
 	writeTree(t, in, map[string]string{"sub/b.mkv": string(data)})
 
 	cfg := pipeline.DefaultConfig()
-	cfg.Device, cfg.DetectorModel, cfg.PoseModel = "cpu", detector, poser
+	cfg.Device, cfg.DetectorModel, cfg.PoseModel = inference.Device{Kind: inference.DeviceCPU}, detector, poser
 	engine, err := pipeline.NewEngine(cfg, pipeline.Env{Library: inference.LibrarySearch{Flag: lib}, AuditModel: testutil.AuditModel(t)})
 	if err != nil {
 		t.Fatal(err)

@@ -61,8 +61,8 @@ func newFakeProc() *fakeProc {
 	}
 }
 
-func (p *fakeProc) Runtime() Runtime {
-	return Runtime{Device: "cpu", Providers: "CPUExecutionProvider", Models: p.models}
+func (p *fakeProc) Placement() pipeline.Placement {
+	return pipeline.Placement{Device: "cpu", Providers: "CPUExecutionProvider", Models: p.models}
 }
 
 func (p *fakeProc) ProcessVideo(ctx context.Context, job pipeline.Job, hooks pipeline.Hooks) (res pipeline.Result, err error) {

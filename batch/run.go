@@ -23,14 +23,10 @@ type Processor interface {
 	ProcessVideo(ctx context.Context, job pipeline.Job, hooks pipeline.Hooks) (pipeline.Result, error)
 }
 
-// Runtime is what a Processor runs on, for the settings hash and the
-// report.
-type Runtime = pipeline.Runtime
-
 // Describer is implemented by a Processor that can say what it runs on,
-// as *pipeline.Engine does.
+// for the settings hash and the report, as *pipeline.Engine does.
 type Describer interface {
-	Runtime() Runtime
+	Placement() pipeline.Placement
 }
 
 var (
@@ -38,11 +34,11 @@ var (
 	_ Describer = (*pipeline.Engine)(nil)
 )
 
-func describe(p Processor) (Runtime, error) {
+func describe(p Processor) (pipeline.Placement, error) {
 	if d, ok := p.(Describer); ok {
-		return d.Runtime(), nil
+		return d.Placement(), nil
 	}
-	return Runtime{}, fmt.Errorf("batch: cannot tell which models a %T uses; it must implement batch.Describer", p)
+	return pipeline.Placement{}, fmt.Errorf("batch: cannot tell which models a %T uses; it must implement batch.Describer", p)
 }
 
 // Options configures Run.
@@ -212,7 +208,7 @@ type runner struct {
 	stopped bool
 }
 
-func (r *runner) initReport(rt Runtime) {
+func (r *runner) initReport(rt pipeline.Placement) {
 	now := time.Now().UTC()
 	settings := map[string]string{}
 	for k, v := range r.opts.Settings {

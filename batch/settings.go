@@ -19,10 +19,33 @@ import (
 //     and masks held and backfilled.
 const settingsFormat = 2
 
-// hashedSettings is everything that changes an output's content. Left out
-// on purpose: the device and ORT library (same models, same results up to
-// float noise), --pose-batch and the queue size (throughput only), and
-// model paths (the sha256 identifies a model wherever it lies).
+// Every pipeline.Config field either changes an output, and is in
+// hashedSettings, or is listed in unhashedFields with the reason it does
+// not. TestSettingsClassified fails on a field that is neither, so a new
+// setting cannot silently leave stale outputs counted as done, and checks
+// that each hashed field moves the hash and each unhashed one does not.
+var hashedFields = []string{
+	"Threshold", "PersonClass", "TrackLow", "Hold", "DetectSize", "KptThreshold", "MaskScale",
+	"CRF", "Preset", "Encoder", "Audio", "Subtitles", "Frames", "Draw",
+}
+
+var unhashedFields = map[string]string{
+	"Device":         "the same models give the same results up to float noise on any device",
+	"DetectorModel":  "a path: the model's sha256 is hashed, wherever the file lies",
+	"PoseModel":      "a path: the model's sha256 is hashed, wherever the file lies",
+	"TRTCache":       "where TensorRT's engines are kept",
+	"Preprocess":     "hashed through the detector's model entry, marked :fused",
+	"Batch":          "throughput only",
+	"PoseBatch":      "throughput only",
+	"EncoderThreads": "x264's speed and, a little, its bitstream; not the quality or the masks",
+	"Audit":          "the audit reads the output, it does not change it",
+	"AuditEvery":     "the audit reads the output, it does not change it",
+	"AuditEvidence":  "the audit reads the output, it does not change it",
+	"QueueSize":      "throughput only",
+}
+
+// hashedSettings is everything that changes an output's content (see
+// hashedFields).
 type hashedSettings struct {
 	Format       int      `json:"format"`
 	Models       []string `json:"models"`    // "role:sha256", sorted
@@ -57,10 +80,10 @@ func SettingsHash(cfg pipeline.Config, models []pipeline.ModelRef) string {
 		KptThreshold: formatFloat(cfg.KptThreshold),
 		MaskScale:    formatFloat(cfg.MaskScale),
 		CRF:          cfg.CRF,
-		Preset:       cfg.Preset,
-		Encoder:      cfg.Encoder,
-		Audio:        cfg.Audio,
-		Subtitles:    cfg.Subtitles,
+		Preset:       cfg.Preset.String(),
+		Encoder:      cfg.Encoder.String(),
+		Audio:        cfg.Audio.String(),
+		Subtitles:    cfg.Subtitles.String(),
 		Frames:       cfg.Frames,
 		Draw:         cfg.Draw,
 	}

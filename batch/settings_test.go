@@ -1,9 +1,14 @@
 package batch
 
 import (
+	"maps"
+	"reflect"
+	"slices"
 	"testing"
 
+	"github.com/anonymize-dev/anonymize/inference"
 	"github.com/anonymize-dev/anonymize/pipeline"
+	"github.com/anonymize-dev/anonymize/video"
 )
 
 func TestSettingsHash(t *testing.T) {
@@ -20,7 +25,9 @@ func TestSettingsHash(t *testing.T) {
 		{"same settings", func(*pipeline.Config, []pipeline.ModelRef) {}, false},
 		{"pose batch", func(c *pipeline.Config, _ []pipeline.ModelRef) { c.PoseBatch *= 2 }, false},
 		{"queue size", func(c *pipeline.Config, _ []pipeline.ModelRef) { c.QueueSize++ }, false},
-		{"device", func(c *pipeline.Config, _ []pipeline.ModelRef) { c.Device = "cuda:1" }, false},
+		{"device", func(c *pipeline.Config, _ []pipeline.ModelRef) {
+			c.Device = inference.Device{Kind: inference.DeviceCUDA, ID: 1}
+		}, false},
 		{"model path and provider", func(_ *pipeline.Config, m []pipeline.ModelRef) {
 			m[0].Path, m[0].Provider = "elsewhere/detr.onnx", "CUDAExecutionProvider"
 		}, false},
@@ -41,7 +48,7 @@ func TestSettingsHash(t *testing.T) {
 		// Threads change how fast x264 runs and its bitstream a little, not
 		// the quality or the masks: outputs stay.
 		{"encoder threads", func(c *pipeline.Config, _ []pipeline.ModelRef) { c.EncoderThreads = 3 }, false},
-		{"audio", func(c *pipeline.Config, _ []pipeline.ModelRef) { c.Audio = "drop" }, true},
+		{"audio", func(c *pipeline.Config, _ []pipeline.ModelRef) { c.Audio = video.AudioDrop }, true},
 		{"frames", func(c *pipeline.Config, _ []pipeline.ModelRef) { c.Frames = 10 }, true},
 		{"draw", func(c *pipeline.Config, _ []pipeline.ModelRef) { c.Draw = true }, true},
 	}
@@ -55,4 +62,63 @@ func TestSettingsHash(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSettingsClassified: each pipeline.Config field is hashed or says why
+// not, and the hash follows that: a change to a hashed field moves it, a
+// change to another does not.
+func TestSettingsClassified(t *testing.T) {
+	models := newFakeProc().models
+	base := SettingsHash(pipeline.DefaultConfig(), models)
+	typ := reflect.TypeFor[pipeline.Config]()
+	for i := range typ.NumField() {
+		name := typ.Field(i).Name
+		hashed := slices.Contains(hashedFields, name)
+		why, unhashed := unhashedFields[name]
+		switch {
+		case hashed && unhashed:
+			t.Errorf("%s is both hashed and not (%s)", name, why)
+			continue
+		case !hashed && !unhashed:
+			t.Errorf("pipeline.Config.%s is new to the settings hash: add it to hashedSettings and hashedFields if it can change an output, "+
+				"else to unhashedFields with the reason", name)
+			continue
+		}
+		cfg := pipeline.DefaultConfig()
+		if !perturb(reflect.ValueOf(&cfg).Elem().Field(i)) {
+			t.Errorf("%s: the test cannot change a %s; teach perturb", name, typ.Field(i).Type)
+			continue
+		}
+		if moved := SettingsHash(cfg, models) != base; moved != hashed {
+			t.Errorf("changing %s moved the hash: %v, want %v", name, moved, hashed)
+		}
+	}
+	for _, name := range append(slices.Clone(hashedFields), slices.Collect(maps.Keys(unhashedFields))...) {
+		if _, ok := typ.FieldByName(name); !ok {
+			t.Errorf("%s is classified but pipeline.Config has no such field", name)
+		}
+	}
+}
+
+// perturb changes v to another value of its type.
+func perturb(v reflect.Value) bool {
+	switch v.Kind() {
+	case reflect.Int, reflect.Int64:
+		v.SetInt(v.Int() + 1)
+	case reflect.Float64:
+		v.SetFloat(v.Float() + 0.125)
+	case reflect.Bool:
+		v.SetBool(!v.Bool())
+	case reflect.String:
+		v.SetString(v.String() + "x")
+	case reflect.Struct:
+		if d, ok := v.Addr().Interface().(*inference.Device); ok {
+			d.Kind, d.ID = inference.DeviceCUDA, 3
+			return true
+		}
+		return false
+	default:
+		return false
+	}
+	return true
 }

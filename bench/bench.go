@@ -1,8 +1,3 @@
-// Package bench measures the pipeline end to end against its floor: ffmpeg
-// decoding and encoding the same clip with the same encoder settings, run
-// from the same process. With the null models (near-zero cost, the exact
-// contracts) what is left is the pipeline's own work; with real models, the
-// whole job.
 package bench
 
 import (
@@ -207,7 +202,7 @@ func Run(ctx context.Context, cfg Config, env pipeline.Env) (res Result, err err
 			return res, err
 		}
 	}
-	res.Preset, res.CRF = pc.Preset, pc.CRF
+	res.Preset, res.CRF = pc.Preset.String(), pc.CRF
 
 	engine, err := pipeline.NewEngine(pc, env)
 	if err != nil {
@@ -216,7 +211,7 @@ func Run(ctx context.Context, cfg Config, env pipeline.Env) (res Result, err err
 	defer engine.Close()
 	res.Providers = engine.Providers()
 	res.Batch = engine.DetectBatch()
-	res.Preprocess = engine.Preprocess()
+	res.Preprocess = engine.Preprocess().String()
 	res.PrepareWorkers = pipeline.DefaultPrepareWorkers(res.Batch)
 
 	clock := newStageClock()
@@ -299,7 +294,7 @@ func Run(ctx context.Context, cfg Config, env pipeline.Env) (res Result, err err
 }
 
 // transcode runs the reference: ffmpeg alone, decoding and encoding.
-func transcode(ctx context.Context, ffmpeg, in, out string, codec video.Codec, preset string, crf, threads int) (Usage, error) {
+func transcode(ctx context.Context, ffmpeg, in, out string, codec video.Codec, preset video.Preset, crf, threads int) (Usage, error) {
 	cmd := exec.CommandContext(ctx, ffmpeg, video.TranscodeArgs(in, out, codec, preset, crf, threads)...)
 	var msg bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &msg, &msg

@@ -75,7 +75,7 @@ func TestRun(t *testing.T) {
 	testutil.Tool(t, "ffmpeg")
 	cfg := DefaultConfig()
 	cfg.Width, cfg.Height, cfg.Frames, cfg.Runs = 480, 360, 24, 2
-	cfg.Pipeline.Device, cfg.Pipeline.Audit = "cpu", pipeline.AuditOff
+	cfg.Pipeline.Device, cfg.Pipeline.Audit = inference.Device{Kind: inference.DeviceCPU}, pipeline.AuditOff
 	cfg.WorkDir = t.TempDir()
 	var said []string
 	cfg.Progress = func(s string) { said = append(said, s) }

@@ -34,6 +34,20 @@ func (d Device) String() string {
 	return string(d.Kind)
 }
 
+// Set parses s into d, as a pflag.Value: a bad --device is a usage error
+// that names the flag while the command line is parsed.
+func (d *Device) Set(s string) error {
+	v, err := ParseDevice(s)
+	if err != nil {
+		return err
+	}
+	*d = v
+	return nil
+}
+
+// Type names the value in the flag's help.
+func (*Device) Type() string { return "device" }
+
 // ParseDevice parses auto, cpu, cuda, cuda:N, tensorrt or tensorrt:N.
 func ParseDevice(s string) (Device, error) {
 	v := strings.ToLower(strings.TrimSpace(s))

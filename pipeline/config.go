@@ -1,12 +1,10 @@
-// Package pipeline turns an input video into an anonymized one: it loads
-// the models once (Engine), then runs decode, inference and mask+encode as
-// concurrent stages for each video (ProcessVideo, RunStages).
 package pipeline
 
 import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/anonymize-dev/anonymize/detect"
@@ -20,11 +18,11 @@ import (
 // Config is everything a run can be told, one field per command-line flag.
 // Validate names the flag at fault.
 type Config struct {
-	Device        string // --device
-	DetectorModel string // --detector-model
-	PoseModel     string // --pose-model
-	TRTCache      string // --trt-cache ("": the user cache folder)
-	Preprocess    string // --preprocess: auto, cpu or fused
+	Device        inference.Device // --device
+	DetectorModel string           // --detector-model
+	PoseModel     string           // --pose-model
+	TRTCache      string           // --trt-cache ("": the user cache folder)
+	Preprocess    Preprocess       // --preprocess
 
 	Threshold    float64       // --threshold
 	PersonClass  int           // --person-class (0: the COCO label set)
@@ -36,27 +34,27 @@ type Config struct {
 	KptThreshold float64       // --kpt-threshold
 	MaskScale    float64       // --mask-scale
 
-	CRF            int    // --crf
-	Preset         string // --preset
-	Encoder        string // --encoder: auto, libx264, h264_nvenc or hevc_nvenc
-	EncoderThreads int    // --encoder-threads (0: the encoder's own choice)
-	Audio          string // --audio
-	Subtitles      string // --subtitles
+	CRF            int                // --crf
+	Preset         video.Preset       // --preset
+	Encoder        video.Codec        // --encoder
+	EncoderThreads int                // --encoder-threads (0: the encoder's own choice)
+	Audio          video.AudioMode    // --audio
+	Subtitles      video.SubtitleMode // --subtitles
 
 	Frames int  // --frames (0: all)
 	Draw   bool // --draw
 
-	Audit         string // --audit: off, sample or full
-	AuditEvery    int    // --audit-every: the sample's interval in frames
-	AuditEvidence string // --audit-evidence
-	QueueSize     int    // frames buffered between stages (not a flag)
+	Audit         AuditMode // --audit
+	AuditEvery    int       // --audit-every: the sample's interval in frames
+	AuditEvidence string    // --audit-evidence
+	QueueSize     int       // frames buffered between stages (not a flag)
 }
 
 // DefaultConfig holds every default in one place.
 func DefaultConfig() Config {
 	d, p, m, t := detect.DefaultConfig(), pose.DefaultConfig(), mask.DefaultConfig(), track.DefaultConfig()
 	return Config{
-		Device:       "auto",
+		Device:       inference.Device{Kind: inference.DeviceAuto},
 		Preprocess:   PreprocessAuto,
 		Threshold:    d.Threshold,
 		TrackLow:     t.Low,
@@ -65,23 +63,48 @@ func DefaultConfig() Config {
 		PoseBatch:    p.BatchSize,
 		KptThreshold: m.KptThreshold,
 		MaskScale:    m.Scale,
-		CRF:          18,
-		Preset:       "veryfast",
-		Encoder:      string(video.CodecAuto),
-		Audio:        video.AudioCopy.String(),
-		Subtitles:    video.SubtitlesCopy.String(),
+		CRF:          video.DefaultCRF,
+		Preset:       video.DefaultPreset,
+		Encoder:      video.CodecAuto,
+		Audio:        video.AudioCopy,
+		Subtitles:    video.SubtitlesCopy,
 		Audit:        AuditSample,
 		AuditEvery:   30,
 		QueueSize:    4,
 	}
 }
 
-// Audit modes (--audit).
+// AuditMode is how much of the output the leak audit searches (--audit).
+type AuditMode string
+
+// Audit modes.
 const (
-	AuditOff    = "off"
-	AuditSample = "sample" // one frame in --audit-every, and where tracks are born or end
-	AuditFull   = "full"   // every frame
+	AuditOff    AuditMode = "off"
+	AuditSample AuditMode = "sample" // one frame in --audit-every, and where tracks are born or end
+	AuditFull   AuditMode = "full"   // every frame
 )
+
+// Set parses an --audit value, as a pflag.Value.
+func (a *AuditMode) Set(s string) error { return setChoice(a, s, AuditOff, AuditSample, AuditFull) }
+
+func (a AuditMode) String() string { return string(a) }
+
+// Type names the value in the flag's help.
+func (*AuditMode) Type() string { return "mode" }
+
+// setChoice sets v to s when s is one of choices: the Set of the flag
+// values that are one word from a list.
+func setChoice[T ~string](v *T, s string, choices ...T) error {
+	if !slices.Contains(choices, T(s)) {
+		words := make([]string, len(choices))
+		for i, c := range choices {
+			words[i] = string(c)
+		}
+		return fmt.Errorf("use one of %s", strings.Join(words, ", "))
+	}
+	*v = T(s)
+	return nil
+}
 
 // auditEvery is how often the audit samples, 0 when it is off.
 func (c Config) auditEvery() int {
@@ -94,12 +117,12 @@ func (c Config) auditEvery() int {
 	return 0
 }
 
-// x264Presets are libx264's speed presets.
-var x264Presets = []string{"ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"}
-
-// Validate checks every setting and names the flag at fault.
+// Validate checks every setting and names the flag at fault. The flags
+// whose values are words (--device, --encoder, ...) are checked as they
+// are parsed, by their types; Validate checks them again for a Config
+// built in code.
 func (c Config) Validate() error {
-	if _, err := inference.ParseDevice(c.Device); err != nil {
+	if _, err := inference.ParseDevice(c.Device.String()); err != nil {
 		return fmt.Errorf("--device: %w", err)
 	}
 	switch {
@@ -121,32 +144,40 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--kpt-threshold %g: must be between 0 and 1", c.KptThreshold)
 	case !(c.MaskScale > 0 && c.MaskScale <= 10):
 		return fmt.Errorf("--mask-scale %g: must be above 0 and at most 10", c.MaskScale)
-	case c.CRF < 1 || c.CRF > 51:
-		return fmt.Errorf("--crf %d: must be between 1 (best quality) and 51", c.CRF)
-	case !slices.Contains(x264Presets, c.Preset):
-		return fmt.Errorf("--preset %q: must be one of %v", c.Preset, x264Presets)
+	case c.CRF < video.MinCRF || c.CRF > video.MaxCRF:
+		return fmt.Errorf("--crf %d: must be between %d (best quality) and %d", c.CRF, video.MinCRF, video.MaxCRF)
 	case c.Frames < 0:
 		return fmt.Errorf("--frames %d: must not be negative", c.Frames)
 	case c.EncoderThreads < 0 || c.EncoderThreads > 256:
 		return fmt.Errorf("--encoder-threads %d: must be between 0 (the encoder's choice) and 256", c.EncoderThreads)
 	}
-	if !slices.Contains([]string{PreprocessAuto, PreprocessCPU, PreprocessFused}, c.Preprocess) {
-		return fmt.Errorf("--preprocess %q: use auto, cpu or fused", c.Preprocess)
+	words := []struct {
+		flag string
+		v    interface{ Set(string) error }
+		s    string
+	}{
+		{"--preset", new(video.Preset), c.Preset.String()},
+		{"--preprocess", new(Preprocess), c.Preprocess.String()},
+		{"--encoder", new(video.Codec), c.Encoder.String()},
+		{"--audio", new(video.AudioMode), c.Audio.String()},
+		{"--subtitles", new(video.SubtitleMode), c.Subtitles.String()},
+		{"--audit", new(AuditMode), c.Audit.String()},
 	}
-	if _, err := video.ParseCodec(c.Encoder); err != nil {
-		return fmt.Errorf("--encoder: %w", err)
-	}
-	if _, err := video.ParseAudioMode(c.Audio); err != nil {
-		return fmt.Errorf("--audio: %w", err)
-	}
-	if _, err := video.ParseSubtitleMode(c.Subtitles); err != nil {
-		return fmt.Errorf("--subtitles: %w", err)
-	}
-	if !slices.Contains([]string{AuditOff, AuditSample, AuditFull}, c.Audit) {
-		return fmt.Errorf("--audit %q: use off, sample or full", c.Audit)
+	for _, w := range words {
+		if err := w.v.Set(w.s); err != nil {
+			return fmt.Errorf("%s: %w", w.flag, err)
+		}
 	}
 	if c.AuditEvery < 1 {
 		return fmt.Errorf("--audit-every %d: must be at least 1", c.AuditEvery)
+	}
+	// The stages' own configurations, built from these flags, check
+	// themselves too; their messages name the flag.
+	if err := c.maskConfig().Validate(); err != nil {
+		return fmt.Errorf("--kpt-threshold or --mask-scale: %w", err)
+	}
+	if err := c.trackConfig(1).Config.Validate(); err != nil {
+		return fmt.Errorf("--threshold, --track-low or --hold: %w", err)
 	}
 	return nil
 }
@@ -189,16 +220,6 @@ func (c Config) maskConfig() mask.Config {
 	m := mask.DefaultConfig()
 	m.KptThreshold = c.KptThreshold
 	m.Scale = c.MaskScale
-	return m
-}
-
-func (c Config) audioMode() video.AudioMode {
-	m, _ := video.ParseAudioMode(c.Audio)
-	return m
-}
-
-func (c Config) subtitleMode() video.SubtitleMode {
-	m, _ := video.ParseSubtitleMode(c.Subtitles)
 	return m
 }
 

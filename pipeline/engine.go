@@ -92,7 +92,7 @@ func NewEngine(cfg Config, env Env) (_ *Engine, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	dev, _ := inference.ParseDevice(cfg.Device)
+	dev := cfg.Device
 	detPath, posePath, err := ResolveModels(cfg, env)
 	if err != nil {
 		return nil, err
@@ -149,7 +149,7 @@ func NewEngine(cfg Config, env Env) (_ *Engine, err error) {
 // have no NVENC); an NVENC asked for by name must work, or the run stops
 // before any video rather than at its first frame.
 func resolveEncoder(cfg Config, log *slog.Logger) (video.Codec, error) {
-	codec, _ := video.ParseCodec(cfg.Encoder)
+	codec := cfg.Encoder
 	ffmpeg, err := exec.LookPath("ffmpeg")
 	if err != nil {
 		return video.CodecX264, nil // the encoder falls back to OpenCV, and says so
@@ -197,7 +197,7 @@ func (e *Engine) DetectBatch() int { return e.detBatch }
 
 // Preprocess says where the detector's input is prepared: PreprocessFused
 // (in the model, on its device) or PreprocessCPU.
-func (e *Engine) Preprocess() string {
+func (e *Engine) Preprocess() Preprocess {
 	for _, m := range e.Models {
 		if m.Role == models.RoleDetector && m.Fused {
 			return PreprocessFused
@@ -331,16 +331,18 @@ func (e *Engine) UsesGPU() bool {
 	return false
 }
 
-// Runtime says what the engine runs on, for reports and settings hashes.
-type Runtime struct {
+// Placement says what the engine runs on (device, execution providers)
+// and with which models, for reports and settings hashes. (Not to be
+// confused with inference.Runtime, the loaded ONNX Runtime library.)
+type Placement struct {
 	Device    string
 	Providers string
 	Models    []ModelRef
 }
 
-// Runtime says what the engine runs on.
-func (e *Engine) Runtime() Runtime {
-	return Runtime{Device: e.Device.String(), Providers: e.Providers(), Models: e.Models}
+// Placement says what the engine runs on.
+func (e *Engine) Placement() Placement {
+	return Placement{Device: e.Device.String(), Providers: e.Providers(), Models: e.Models}
 }
 
 // RunConfig describes what a run ran on, for an experiment tracker's

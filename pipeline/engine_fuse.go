@@ -12,12 +12,26 @@ import (
 	"github.com/anonymize-dev/anonymize/models"
 )
 
-// Pre-processing modes (--preprocess).
+// Preprocess is where the detector's input is resized and normalised
+// (--preprocess).
+type Preprocess string
+
+// Pre-processing modes.
 const (
-	PreprocessAuto  = "auto"  // fused where the detector runs on a GPU, else cpu
-	PreprocessCPU   = "cpu"   // resized and normalised in Go (detect.Preparer)
-	PreprocessFused = "fused" // in the detector model, on its device (detect.Fuse)
+	PreprocessAuto  Preprocess = "auto"  // fused where the detector runs on a GPU, else cpu
+	PreprocessCPU   Preprocess = "cpu"   // resized and normalised in Go (detect.Preparer)
+	PreprocessFused Preprocess = "fused" // in the detector model, on its device (detect.Fuse)
 )
+
+// Set parses a --preprocess value, as a pflag.Value.
+func (p *Preprocess) Set(s string) error {
+	return setChoice(p, s, PreprocessAuto, PreprocessCPU, PreprocessFused)
+}
+
+func (p Preprocess) String() string { return string(p) }
+
+// Type names the value in the flag's help.
+func (*Preprocess) Type() string { return "where" }
 
 // maxFrameSide is the longest frame side TensorRT's profile for a fused
 // detector accepts.

@@ -38,10 +38,13 @@ func TestPreprocessFused(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	run := func(device, preprocess string, batch, frames int) (*Engine, []FrameResult, Stats) {
+	run := func(device string, preprocess Preprocess, batch, frames int) (*Engine, []FrameResult, Stats) {
 		t.Helper()
 		cfg := DefaultConfig()
-		cfg.Device, cfg.DetectorModel, cfg.PoseModel = device, detector, poser
+		if err := cfg.Device.Set(device); err != nil {
+			t.Fatal(err)
+		}
+		cfg.DetectorModel, cfg.PoseModel = detector, poser
 		cfg.Audit, cfg.Preprocess, cfg.Batch, cfg.Frames = AuditOff, preprocess, batch, frames
 		e, err := NewEngine(cfg, Env{Library: inference.LibrarySearch{Flag: testutil.ORTLib(t)}})
 		if err != nil {

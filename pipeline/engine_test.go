@@ -24,7 +24,7 @@ func TestResolveEncoder(t *testing.T) {
 	t.Setenv("PATH", bin)
 	log := slog.New(slog.DiscardHandler)
 	for _, tt := range []struct {
-		encoder string
+		encoder video.Codec
 		want    video.Codec
 		wantErr string
 	}{

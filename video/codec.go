@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,9 +37,54 @@ func ParseCodec(s string) (Codec, error) {
 	return "", fmt.Errorf("unknown encoder %q: use one of auto, libx264, h264_nvenc, hevc_nvenc", s)
 }
 
+// Set parses an --encoder value into c, as a pflag.Value.
+func (c *Codec) Set(s string) error {
+	v, err := ParseCodec(s)
+	if err != nil {
+		return err
+	}
+	*c = v
+	return nil
+}
+
+// String returns the encoder's name.
+func (c Codec) String() string { return string(c) }
+
+// Type names the value in the flag's help.
+func (*Codec) Type() string { return "encoder" }
+
+// Preset is an x264 speed preset; NVENC gets the matching p1 ... p7.
+type Preset string
+
+// Presets are x264's speed presets, fastest first.
+var Presets = []Preset{"ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"}
+
+// ParsePreset reads a --preset value.
+func ParsePreset(s string) (Preset, error) {
+	if p := Preset(s); slices.Contains(Presets, p) {
+		return p, nil
+	}
+	return "", fmt.Errorf("unknown preset %q: use one of %v", s, Presets)
+}
+
+// Set parses a --preset value into p, as a pflag.Value.
+func (p *Preset) Set(s string) error {
+	v, err := ParsePreset(s)
+	if err != nil {
+		return err
+	}
+	*p = v
+	return nil
+}
+
+func (p Preset) String() string { return string(p) }
+
+// Type names the value in the flag's help.
+func (*Preset) Type() string { return "preset" }
+
 // nvencPresets maps x264's speed presets onto NVENC's p1 (fastest) to p7
 // (best), so that --preset means the same trade-off on either encoder.
-var nvencPresets = map[string]string{
+var nvencPresets = map[Preset]string{
 	"ultrafast": "p1", "superfast": "p1", "veryfast": "p2", "faster": "p3", "fast": "p4",
 	"medium": "p5", "slow": "p6", "slower": "p7", "veryslow": "p7", "placebo": "p7",
 }
@@ -46,7 +92,7 @@ var nvencPresets = map[string]string{
 // encoderArgs are ffmpeg's video encoder settings for codec. NVENC has no
 // CRF: constant quality (-cq, on about the same 0-51 scale) with no bitrate
 // cap is its nearest equivalent.
-func encoderArgs(codec Codec, preset string, crf, threads int) []string {
+func encoderArgs(codec Codec, preset Preset, crf, threads int) []string {
 	switch codec {
 	case CodecH264NVENC, CodecHEVCNVENC:
 		p, ok := nvencPresets[preset]
@@ -55,7 +101,7 @@ func encoderArgs(codec Codec, preset string, crf, threads int) []string {
 		}
 		return []string{"-c:v", string(codec), "-preset", p, "-tune", "hq", "-rc", "vbr", "-cq", strconv.Itoa(crf), "-b:v", "0", "-pix_fmt", "yuv420p"}
 	}
-	args := []string{"-c:v", "libx264", "-preset", preset, "-crf", strconv.Itoa(crf), "-pix_fmt", "yuv420p"}
+	args := []string{"-c:v", "libx264", "-preset", string(preset), "-crf", strconv.Itoa(crf), "-pix_fmt", "yuv420p"}
 	if threads > 0 {
 		args = append(args, "-threads", strconv.Itoa(threads))
 	}

@@ -53,6 +53,19 @@ func (m StreamMode) String() string {
 	return fmt.Sprintf("StreamMode(%d)", int(m))
 }
 
+// Set parses "copy" or "drop" into m, as a pflag.Value.
+func (m *StreamMode) Set(s string) error {
+	v, err := parseStreamMode("stream", s)
+	if err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
+
+// Type names the value in the flag's help.
+func (*StreamMode) Type() string { return "mode" }
+
 // ParseAudioMode parses "copy" or "drop", as a command-line flag spells them.
 func ParseAudioMode(s string) (AudioMode, error) { return parseStreamMode("audio", s) }
 
@@ -70,11 +83,14 @@ func parseStreamMode(kind, s string) (StreamMode, error) {
 	return 0, fmt.Errorf("invalid %s mode %q: use copy or drop", kind, s)
 }
 
-// Default encoder settings: CRF 18 is visually close to lossless for x264,
-// which matters because the output replaces footage people care about.
+// Encoder settings: CRF 18 is visually close to lossless for x264, which
+// matters because the output replaces footage people care about;
+// veryfast keeps the encoder from being the slowest stage on a GPU
+// machine (see README, Measuring speed). The command's defaults are these.
 const (
-	DefaultCRF    = 18
-	DefaultPreset = "medium"
+	DefaultCRF            = 18
+	DefaultPreset  Preset = "veryfast"
+	MinCRF, MaxCRF        = 1, 51
 )
 
 // EncoderOptions configures NewEncoder.
@@ -105,8 +121,8 @@ type EncoderOptions struct {
 	// VariableRate says the frames are unevenly spaced, for a warning
 	// where the output cannot keep that (the OpenCV fallback).
 	VariableRate bool
-	CRF          int    // x264 quality, 1 (best) to 51; 0 means DefaultCRF
-	Preset       string // x264 preset; "" means DefaultPreset
+	CRF          int    // x264 quality, MinCRF (best) to MaxCRF; 0 means DefaultCRF
+	Preset       Preset // x264 preset; "" means DefaultPreset
 	// Codec is the video encoder; "" means libx264, auto NVENC H.264 where
 	// a test encode works (see ResolveCodec).
 	Codec Codec
@@ -187,8 +203,8 @@ func NewEncoder(ctx context.Context, opts EncoderOptions) (Encoder, error) {
 		return nil, fmt.Errorf("encoder: invalid frame size %dx%d", opts.Width, opts.Height)
 	case !opts.FPS.Valid():
 		return nil, fmt.Errorf("encoder: invalid frame rate %s", opts.FPS)
-	case opts.CRF < 0 || opts.CRF > 51:
-		return nil, fmt.Errorf("encoder: CRF %d is out of range; use 1 to 51 (lower is better quality)", opts.CRF)
+	case opts.CRF < MinCRF || opts.CRF > MaxCRF:
+		return nil, fmt.Errorf("encoder: CRF %d is out of range; use %d to %d (lower is better quality)", opts.CRF, MinCRF, MaxCRF)
 	case opts.Audio != Copy && opts.Audio != Drop:
 		return nil, fmt.Errorf("encoder: invalid audio mode %v", opts.Audio)
 	case opts.Subtitles != Copy && opts.Subtitles != Drop:

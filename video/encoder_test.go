@@ -946,7 +946,7 @@ func TestEncoderArgs(t *testing.T) {
 		{CodecHEVCNVENC, "veryslow", 0, "-c:v hevc_nvenc -preset p7 -tune hq -rc vbr -cq 18 -b:v 0 -pix_fmt yuv420p"},
 	}
 	for _, tt := range tests {
-		if got := strings.Join(encoderArgs(tt.codec, tt.preset, 18, tt.threads), " "); got != tt.want {
+		if got := strings.Join(encoderArgs(tt.codec, Preset(tt.preset), 18, tt.threads), " "); got != tt.want {
 			t.Errorf("%s %s %d:\n got %s\nwant %s", tt.codec, tt.preset, tt.threads, got, tt.want)
 		}
 	}

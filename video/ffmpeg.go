@@ -283,7 +283,7 @@ func ffmpegArgs(opts EncoderOptions, tmp string, src probeResult, haveSrc bool, 
 // its video (and copies its audio) into output with the same encoder
 // settings as an anonymize run: the floor that a run, which does the same
 // decoding and encoding plus its own work, is measured against.
-func TranscodeArgs(input, output string, codec Codec, preset string, crf, threads int) []string {
+func TranscodeArgs(input, output string, codec Codec, preset Preset, crf, threads int) []string {
 	args := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y",
 		"-i", "file:" + input, "-map", "0:v:0", "-map", "0:a?"}
 	args = append(args, encoderArgs(codec, preset, crf, threads)...)

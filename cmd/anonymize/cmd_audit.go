@@ -22,7 +22,7 @@ type AuditOptions struct {
 	IO        *IOStreams
 	Env       pipeline.Env
 	Videos    []string
-	Device    string
+	Device    inference.Device
 	Locations Locations
 	Every     int
 	Detector  audit.Config
@@ -32,7 +32,7 @@ type AuditOptions struct {
 
 // NewCmdAudit builds `anonymize audit`.
 func NewCmdAudit(f *Factory, runF func(context.Context, *AuditOptions) error) *cobra.Command {
-	opts := &AuditOptions{IO: f.IO, Device: "auto", Every: 1, Detector: audit.DefaultConfig()}
+	opts := &AuditOptions{IO: f.IO, Device: inference.Device{Kind: inference.DeviceAuto}, Every: 1, Detector: audit.DefaultConfig()}
 	cmd := &cobra.Command{
 		Use:   "audit VIDEO...",
 		Short: "Look for faces left in videos, with a face detector independent of the masking models",
@@ -49,9 +49,6 @@ func NewCmdAudit(f *Factory, runF func(context.Context, *AuditOptions) error) *c
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Videos = args
-			if _, err := inference.ParseDevice(opts.Device); err != nil {
-				return usageError{fmt.Errorf("--device: %w", err)}
-			}
 			if opts.Every < 1 {
 				return usageError{fmt.Errorf("--every %d: must be at least 1", opts.Every)}
 			}
@@ -66,7 +63,7 @@ func NewCmdAudit(f *Factory, runF func(context.Context, *AuditOptions) error) *c
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&opts.Device, "device", opts.Device, "where the face detector runs: auto, cpu, cuda or cuda:N")
+	fs.Var(&opts.Device, "device", "where the face detector runs: auto, cpu, cuda or cuda:N")
 	fs.StringVar(&opts.Locations.ORTLib, "ort-lib", "", "path of libonnxruntime.so (default: $ANONYMIZE_ORT_LIB, lib/ next to the binary, then the system library path)")
 	fs.StringVar(&opts.Locations.ModelsDir, "models-dir", "", "model folder (default: $ANONYMIZE_MODELS, ./models, then the user cache folder)")
 	fs.StringVar(&opts.Locations.AuditModel, "audit-model", "", "BlazeFace .onnx file (default: "+audit.ModelFile+" in the model folder)")
@@ -87,7 +84,7 @@ type auditFile struct {
 
 func runAudit(ctx context.Context, opts *AuditOptions) error {
 	log, _ := newLogger(opts.IO, opts.JSON)
-	dev, _ := inference.ParseDevice(opts.Device)
+	dev := opts.Device
 	path, err := audit.FindModel(opts.Env.AuditModel, opts.Env.Models.Dir, opts.Env.Models.Source)
 	if err != nil {
 		return err

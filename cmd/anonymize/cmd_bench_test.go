@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/anonymize-dev/anonymize/bench"
+	"github.com/anonymize-dev/anonymize/inference"
 )
 
 func TestNewCmdBenchFlags(t *testing.T) {
@@ -28,7 +29,8 @@ func TestNewCmdBenchFlags(t *testing.T) {
 			args: []string{"--clip", "in.mp4", "--device", "cuda", "--detector-model", "d.onnx", "--pose-model", "p.onnx"},
 			want: func(c *bench.Config) {
 				c.Clip = "in.mp4"
-				c.Pipeline.Device, c.Pipeline.DetectorModel, c.Pipeline.PoseModel = "cuda", "d.onnx", "p.onnx"
+				c.Pipeline.Device = inference.Device{Kind: inference.DeviceCUDA}
+				c.Pipeline.DetectorModel, c.Pipeline.PoseModel = "d.onnx", "p.onnx"
 			},
 		},
 		{name: "size without x", args: []string{"--size", "1920"}, wantErr: "want WIDTHxHEIGHT"},

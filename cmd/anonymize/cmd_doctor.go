@@ -6,7 +6,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/anonymize-dev/anonymize/diagnose"
-	"github.com/anonymize-dev/anonymize/inference"
 	"github.com/anonymize-dev/anonymize/pipeline"
 )
 
@@ -30,9 +29,6 @@ func NewCmdDoctor(f *Factory, runF func(context.Context, *DoctorOptions) error) 
 			"could not run.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, err := inference.ParseDevice(opts.Config.Device); err != nil {
-				return usageError{err}
-			}
 			opts.Env = f.engineEnv(opts.Locations)
 			if runF != nil {
 				return runF(cmd.Context(), opts)
@@ -45,7 +41,7 @@ func NewCmdDoctor(f *Factory, runF func(context.Context, *DoctorOptions) error) 
 }
 
 func runDoctor(ctx context.Context, opts *DoctorOptions) error {
-	dev, _ := inference.ParseDevice(opts.Config.Device)
+	dev := opts.Config.Device
 	report := diagnose.Run(ctx, diagnose.Options{
 		Library:       opts.Env.Library,
 		Device:        dev,

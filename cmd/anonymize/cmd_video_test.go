@@ -56,23 +56,24 @@ func TestNewCmdVideoFlags(t *testing.T) {
 				o.Overwrite, o.Quiet = true, true
 				c := &o.Config
 				o.Locations = Locations{ORTLib: "/x/libonnxruntime.so", ModelsDir: "/m"}
-				c.Device, c.DetectorModel, c.PoseModel = "cuda:1", "d.onnx", "p.onnx"
+				c.Device = inference.Device{Kind: inference.DeviceCUDA, ID: 1}
+				c.DetectorModel, c.PoseModel = "d.onnx", "p.onnx"
 				c.Threshold, c.DetectSize, c.PoseBatch, c.KptThreshold, c.MaskScale = 0.8, 640, 4, 0.5, 1.3
-				c.CRF, c.Preset, c.Audio, c.Subtitles, c.Frames, c.Draw = 23, "slow", "drop", "drop", 10, true
+				c.CRF, c.Preset, c.Audio, c.Subtitles, c.Frames, c.Draw = 23, "slow", video.AudioDrop, video.SubtitlesDrop, 10, true
 				c.Encoder, c.EncoderThreads, c.Batch, c.Preprocess = "hevc_nvenc", 6, 8, "fused"
 			},
 		},
 		{name: "one argument", args: []string{"in.mp4"}, wantErr: "accepts 2 arg(s)"},
 		{name: "bad device", args: []string{"--device", "tpu", "a", "b"}, wantErr: "--device"},
 		{name: "threshold above 1", args: []string{"--threshold", "1.5", "a", "b"}, wantErr: "--threshold 1.5"},
-		{name: "unknown preprocess", args: []string{"--preprocess", "gpu", "a", "b"}, wantErr: "--preprocess \"gpu\": use auto, cpu or fused"},
+		{name: "unknown preprocess", args: []string{"--preprocess", "gpu", "a", "b"}, wantErr: `invalid argument "gpu" for "--preprocess" flag: use one of auto, cpu, fused`},
 		{name: "batch too large", args: []string{"--batch", "65", "a", "b"}, wantErr: "--batch 65"},
 		{name: "zero pose batch", args: []string{"--pose-batch", "0", "a", "b"}, wantErr: "--pose-batch 0"},
 		{name: "crf out of range", args: []string{"--crf", "60", "a", "b"}, wantErr: "--crf 60"},
 		{name: "unknown preset", args: []string{"--preset", "warp", "a", "b"}, wantErr: "--preset"},
 		{name: "bad audio", args: []string{"--audio", "mute", "a", "b"}, wantErr: "--audio"},
 		{name: "bad subtitles", args: []string{"--subtitles", "burn", "a", "b"}, wantErr: "--subtitles"},
-		{name: "unknown encoder", args: []string{"--encoder", "x265", "a", "b"}, wantErr: "--encoder: unknown encoder \"x265\""},
+		{name: "unknown encoder", args: []string{"--encoder", "x265", "a", "b"}, wantErr: `invalid argument "x265" for "--encoder" flag: unknown encoder "x265"`},
 		{name: "negative encoder threads", args: []string{"--encoder-threads", "-2", "a", "b"}, wantErr: "--encoder-threads -2"},
 		{name: "output container not written", args: []string{"in.mp4", "out.webm"}, wantErr: "out.webm has unsupported extension .webm; name it with one of .mp4"},
 		{name: "output without extension", args: []string{"in.mp4", "out"}, wantErr: "output out has no file extension"},

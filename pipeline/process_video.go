@@ -109,8 +109,8 @@ func (e *Engine) ProcessVideo(ctx context.Context, job Job, hooks Hooks) (res Re
 		Preset:       e.cfg.Preset,
 		Codec:        e.codec,
 		Threads:      e.cfg.EncoderThreads,
-		Audio:        e.cfg.audioMode(),
-		Subtitles:    e.cfg.subtitleMode(),
+		Audio:        e.cfg.Audio,
+		Subtitles:    e.cfg.Subtitles,
 		AudioSource:  job.Input,
 		Logger:       e.log,
 	}
@@ -194,7 +194,7 @@ func (e *Engine) runAttributes(job Job, info video.Info) []attribute.KeyValue {
 		attribute.String("device", e.Device.String()),
 		attribute.String("execution_provider", e.Providers()),
 		attribute.Int("detector.batch", e.detBatch),
-		attribute.String("detector.preprocess", e.Preprocess()),
+		attribute.String("detector.preprocess", e.Preprocess().String()),
 	}
 	for _, m := range e.Models {
 		prefix := "model." + string(m.Role) + "."
