@@ -92,17 +92,18 @@ func Shard(items []Item, index, count int) []Item {
 // ResolveShard completes the shard given on the command line from the
 // environment of a Kubernetes Indexed Job: index and count are nil where
 // --shard-index or --shard-count was not given, and then come from
-// EnvShardIndex and EnvShardCount. A given flag never reads its variable,
+// envIndex and envCount, the values of EnvShardIndex and EnvShardCount
+// ("" when unset), which the command reads. A given flag never reads its variable,
 // so a stale one cannot stop a run whose flags say it all. Neither half
 // given anywhere means the whole dataset. Only one is an error: every pod
 // would otherwise process the whole dataset (or the same shard), which
 // silently multiplies the work.
-func ResolveShard(index, count *int, getenv func(string) string) (ShardSpec, error) {
-	idx, err := resolveShardHalf(index, "--shard-index", EnvShardIndex, getenv)
+func ResolveShard(index, count *int, envIndex, envCount string) (ShardSpec, error) {
+	idx, err := resolveShardHalf(index, "--shard-index", EnvShardIndex, envIndex)
 	if err != nil {
 		return ShardSpec{}, err
 	}
-	cnt, err := resolveShardHalf(count, "--shard-count", EnvShardCount, getenv)
+	cnt, err := resolveShardHalf(count, "--shard-count", EnvShardCount, envCount)
 	if err != nil {
 		return ShardSpec{}, err
 	}
@@ -139,11 +140,11 @@ func (h shardHalf) String() string {
 	return fmt.Sprintf("%s=%d", h.from, h.n)
 }
 
-func resolveShardHalf(flagValue *int, flag, env string, getenv func(string) string) (shardHalf, error) {
+func resolveShardHalf(flagValue *int, flag, env, envValue string) (shardHalf, error) {
 	if flagValue != nil {
 		return shardHalf{n: *flagValue, from: flag, isFlag: true}, nil
 	}
-	v := strings.TrimSpace(getenv(env))
+	v := strings.TrimSpace(envValue)
 	if v == "" {
 		return shardHalf{}, nil
 	}

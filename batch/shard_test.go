@@ -96,7 +96,7 @@ func TestResolveShard(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			env := map[string]string{EnvShardIndex: tt.index, EnvShardCount: tt.cnt}
-			got, err := ResolveShard(tt.fIndex, tt.fCnt, func(k string) string { return env[k] })
+			got, err := ResolveShard(tt.fIndex, tt.fCnt, env[EnvShardIndex], env[EnvShardCount])
 			if tt.wantErr != "" {
 				if err == nil || !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error %v, want a usage error containing %q", err, tt.wantErr)

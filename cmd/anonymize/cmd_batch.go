@@ -117,7 +117,7 @@ func (o *BatchOptions) resolveShard(fs *pflag.FlagSet, getenv func(string) strin
 	if fs.Changed("shard-count") {
 		count = &o.ShardCount
 	}
-	s, err := batch.ResolveShard(index, count, getenv)
+	s, err := batch.ResolveShard(index, count, getenv(batch.EnvShardIndex), getenv(batch.EnvShardCount))
 	if err != nil {
 		return err
 	}
