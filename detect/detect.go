@@ -138,19 +138,28 @@ func (m PixelMask) size(h, w int) (int64, int64) {
 	return mh, mw
 }
 
+// Validate checks the settings.
+func (c Config) Validate() error {
+	switch {
+	case !(c.Threshold > 0 && c.Threshold <= 1):
+		return fmt.Errorf("detector threshold %g must be above 0 and at most 1", c.Threshold)
+	case c.ShortSide <= 0 || c.LongSide < c.ShortSide:
+		return fmt.Errorf("detector input size %d/%d is invalid", c.ShortSide, c.LongSide)
+	case c.PersonClass < 0:
+		return fmt.Errorf("person class %d is invalid", c.PersonClass)
+	case c.Batch < 0:
+		return fmt.Errorf("detector batch %d is invalid", c.Batch)
+	}
+	return nil
+}
+
 // New wraps an opened DETR session.
 func New(sess *inference.Session, cfg Config) (*Detector, error) {
-	if cfg.ShortSide <= 0 || cfg.LongSide < cfg.ShortSide {
-		return nil, fmt.Errorf("detector input size %d/%d is invalid", cfg.ShortSide, cfg.LongSide)
-	}
-	if cfg.PersonClass < 0 {
-		return nil, fmt.Errorf("person class %d is invalid", cfg.PersonClass)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if cfg.Batch == 0 {
 		cfg.Batch = 1
-	}
-	if cfg.Batch < 0 {
-		return nil, fmt.Errorf("detector batch %d is invalid", cfg.Batch)
 	}
 	_, fused := sess.Binding.Input(FrontFrames)
 	return &Detector{

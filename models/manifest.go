@@ -1,7 +1,6 @@
 package models
 
 import (
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -81,7 +80,7 @@ func ParseManifest(data []byte) (*Manifest, error) {
 		}
 		seen[e.Name] = true
 		e.SHA256 = strings.ToLower(e.SHA256)
-		if b, err := hex.DecodeString(e.SHA256); err != nil || len(b) != 32 {
+		if !isSHA256(e.SHA256) {
 			return nil, fmt.Errorf("model %q: sha256 %q is not 64 hex digits", e.Name, e.SHA256)
 		}
 		if e.Size < 0 {

@@ -47,7 +47,7 @@ const maxManifestSize = 4 << 20
 
 // Pull installs model opts.Name into opts.Dir and returns its path: from
 // the organisation's models server when opts.ManifestURL is set, else from
-// the model's public source (PullHub). It downloads to <file>.part,
+// the model's public source (pullHub). It downloads to <file>.part,
 // resuming what an earlier interrupted pull left there, checks the whole
 // file's sha256 and the tensors it declares against the model's contract,
 // and only then renames it into place, so a model file in the folder is

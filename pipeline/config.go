@@ -173,6 +173,12 @@ func (c Config) Validate() error {
 	}
 	// The stages' own configurations, built from these flags, check
 	// themselves too; their messages name the flag.
+	if err := c.detectConfig(c.Batch).Validate(); err != nil {
+		return fmt.Errorf("--threshold, --track-low, --detect-size, --person-class or --batch: %w", err)
+	}
+	if err := c.poseConfig().Validate(); err != nil {
+		return fmt.Errorf("--pose-batch: %w", err)
+	}
 	if err := c.maskConfig().Validate(); err != nil {
 		return fmt.Errorf("--kpt-threshold or --mask-scale: %w", err)
 	}

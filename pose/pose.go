@@ -76,13 +76,21 @@ type Estimator struct {
 	outputs *inference.Outputs
 }
 
+// Validate checks the settings.
+func (c Config) Validate() error {
+	if c.BatchSize < 1 {
+		return fmt.Errorf("pose batch size %d must be at least 1", c.BatchSize)
+	}
+	if c.Padding < 1 {
+		return fmt.Errorf("pose crop padding %.2f must be at least 1", c.Padding)
+	}
+	return nil
+}
+
 // New wraps an opened TransPose session.
 func New(sess *inference.Session, cfg Config) (*Estimator, error) {
-	if cfg.BatchSize < 1 {
-		return nil, fmt.Errorf("pose batch size %d must be at least 1", cfg.BatchSize)
-	}
-	if cfg.Padding < 1 {
-		return nil, fmt.Errorf("pose crop padding %.2f must be at least 1", cfg.Padding)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if cfg.FixedBatch > 0 {
 		cfg.BatchSize = cfg.FixedBatch

@@ -3,6 +3,7 @@ package retry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -56,7 +57,8 @@ type Op func(ctx context.Context) (progressed bool, err error)
 
 // Do runs op until it succeeds, fails with a Permanent error, the policy
 // gives up or ctx ends, and returns op's last error (unwrapped from
-// Permanent), or ctx's cause when ctx ended.
+// Permanent), or, when ctx ended, its cause with the last attempt's error
+// in the message.
 func Do(ctx context.Context, p Policy, op Op) error {
 	s := &state{p: p, exp: backoff.NewExponentialBackOff()}
 	s.exp.InitialInterval = p.Initial
@@ -75,8 +77,10 @@ func Do(ctx context.Context, p Policy, op Op) error {
 	if p.Tries > 0 {
 		opts = append(opts, backoff.WithMaxTries(uint(p.Tries)))
 	}
+	var last error
 	_, err := backoff.Retry(ctx, func() (struct{}, error) {
 		progressed, err := op(ctx)
+		last = err
 		if err != nil && progressed {
 			s.progressed()
 		}
@@ -87,7 +91,11 @@ func Do(ctx context.Context, p Policy, op Op) error {
 		return struct{}{}, err
 	}, opts...)
 	if err != nil && ctx.Err() != nil {
-		return context.Cause(ctx)
+		cause := context.Cause(ctx)
+		if last != nil && !errors.Is(last, cause) {
+			return fmt.Errorf("%w (last attempt: %v)", cause, last)
+		}
+		return cause
 	}
 	return err
 }

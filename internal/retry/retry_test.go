@@ -3,6 +3,7 @@ package retry
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -105,8 +106,8 @@ func TestDoCancelled(t *testing.T) {
 	p := Policy{Initial: time.Hour, Max: time.Hour, Notify: func(error, time.Duration) { cancel(stop) }}
 	start := time.Now()
 	s := script{errs: repeat(errFlaky, 3)}
-	if err := Do(ctx, p, s.op); !errors.Is(err, stop) {
-		t.Errorf("Do = %v, want the context's cause", err)
+	if err := Do(ctx, p, s.op); !errors.Is(err, stop) || !strings.Contains(err.Error(), "last attempt: connection reset") {
+		t.Errorf("Do = %v, want the context's cause with the last attempt's error", err)
 	}
 	if time.Since(start) > 10*time.Second || s.tries != 1 {
 		t.Errorf("%d tries in %v", s.tries, time.Since(start))

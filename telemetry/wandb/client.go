@@ -116,7 +116,7 @@ func (c *client) post(ctx context.Context, url string, body []byte) ([]byte, err
 	case err == nil:
 		return resp, nil
 	case ctx.Err() != nil:
-		return nil, fmt.Errorf("%w (last attempt: %v)", ctx.Err(), err)
+		return nil, err // the context's error, with the last attempt's
 	case c.attempts > 0 && tries >= c.attempts && retriable(err):
 		return nil, fmt.Errorf("gave up after %d attempts: %w", tries, err)
 	}
