@@ -345,6 +345,9 @@ type httpStatusError struct {
 
 func (e *httpStatusError) Error() string { return "server answered " + e.status }
 
+// RetryAfter is the server's Retry-After (retry.RetryAfterError).
+func (e *httpStatusError) RetryAfter() time.Duration { return e.retryAfter }
+
 func statusError(resp *http.Response) error {
 	e := &httpStatusError{code: resp.StatusCode, status: resp.Status}
 	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
@@ -406,13 +409,8 @@ func (d *downloader) retry(ctx context.Context, what string, op retry.Op) error 
 	}
 	return retry.Do(ctx, p, func(ctx context.Context) (bool, error) {
 		progressed, err := op(ctx)
-		var se *httpStatusError
-		switch {
-		case err == nil:
-		case !retryable(err):
+		if err != nil && !retryable(err) {
 			err = retry.Permanent(err)
-		case errors.As(err, &se):
-			err = retry.After(err, se.retryAfter)
 		}
 		return progressed, err
 	})

@@ -344,6 +344,9 @@ func TestHubPullToken(t *testing.T) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if len(h.auth) == 0 {
+		t.Fatal("the Hub saw no request")
+	}
 	for i, a := range h.auth {
 		if a != "Bearer hf_secret" {
 			t.Errorf("Hub request %d had Authorization %q", i, a)

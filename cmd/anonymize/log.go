@@ -53,6 +53,15 @@ type logHandler struct {
 	// derive replays the WithAttrs and WithGroup that made this handler
 	// on the OTLP handler, which is attached later.
 	derive []func(slog.Handler) slog.Handler
+	// otlp is the OTLP handler derived for this handler, kept so that
+	// derive runs once per attached handler rather than once per record.
+	otlp atomic.Pointer[derivedOTLP]
+}
+
+// derivedOTLP is an OTLP handler derived from the attached one, base.
+type derivedOTLP struct {
+	base *slog.Handler
+	h    slog.Handler
 }
 
 // logState is shared by a command's handler and those derived from it.
@@ -108,10 +117,14 @@ func (h *logHandler) otlpHandler() slog.Handler {
 	if p == nil {
 		return nil
 	}
+	if c := h.otlp.Load(); c != nil && c.base == p {
+		return c.h
+	}
 	o := *p
 	for _, d := range h.derive {
 		o = d(o)
 	}
+	h.otlp.Store(&derivedOTLP{base: p, h: o})
 	return o
 }
 

@@ -36,16 +36,7 @@ func WriteFileIn(tmpDir, path string, data []byte, perm fs.FileMode) error {
 		// The umask may have narrowed perm at creation.
 		err = f.Chmod(perm)
 	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = rename(tmp, path)
-	}
-	if err != nil {
+	if err = commit(f, err, tmp, path); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", path, err)
 	}
@@ -62,21 +53,25 @@ func Publish(tmp, path string) error {
 	if err != nil {
 		return fmt.Errorf("publish %s: %w", path, err)
 	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = rename(tmp, path)
-	}
-	if err != nil {
+	if err := commit(f, nil, tmp, path); err != nil {
 		return fmt.Errorf("publish %s: %w", path, err)
 	}
 	return nil
 }
 
-func rename(tmp, path string) error {
-	if err := os.Rename(tmp, path); err != nil {
+// commit finishes f, the open temporary file tmp, unless err already
+// failed it: fsync, close, rename onto path, fsync path's folder.
+func commit(f *os.File, err error, tmp, path string) error {
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
 		return err
 	}
 	return SyncDir(filepath.Dir(path))

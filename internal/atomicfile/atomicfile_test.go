@@ -7,20 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-func names(t *testing.T, dir string) []string {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range entries {
-		out = append(out, e.Name())
-	}
-	return out
-}
+	"github.com/anonymize-dev/anonymize/internal/testutil"
+)
 
 func TestWriteFile(t *testing.T) {
 	tests := []struct {
@@ -58,11 +47,11 @@ func TestWriteFile(t *testing.T) {
 			if st.Mode().Perm() != tt.perm {
 				t.Errorf("mode %v, want %v", st.Mode().Perm(), tt.perm)
 			}
-			if n := names(t, dir); len(n) != 1 {
+			if n := testutil.DirNames(t, dir); len(n) != 1 {
 				t.Errorf("folder holds %q, want only the file", n)
 			}
 			if tmpDir != "" {
-				if n := names(t, tmpDir); len(n) != 0 {
+				if n := testutil.DirNames(t, tmpDir); len(n) != 0 {
 					t.Errorf("temporary folder holds %q", n)
 				}
 			}
@@ -87,7 +76,7 @@ func TestWriteFileFails(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "write "+blocked) {
 		t.Fatalf("WriteFile onto a non-empty folder: %v", err)
 	}
-	if n := names(t, dir); len(n) != 2 {
+	if n := testutil.DirNames(t, dir); len(n) != 2 {
 		t.Errorf("folder holds %q after a failed write, want state.json and sub", n)
 	}
 	if err := WriteFile(filepath.Join(dir, "missing", "f"), []byte("x"), 0o644); err == nil {

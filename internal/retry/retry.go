@@ -33,23 +33,14 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &pe)
 }
 
-// After marks err with the delay a server asked for (Retry-After); the
-// next try waits that long, up to Policy.Max, if it is longer than the
-// policy's own delay.
-func After(err error, d time.Duration) error {
-	if err == nil || d <= 0 {
-		return err
-	}
-	return &afterError{err: err, after: d}
+// RetryAfterError is an error that carries the delay a server asked for
+// (Retry-After). An error in the chain of a failed try that implements it
+// makes the next try wait that long, up to Policy.Max, when it is longer
+// than the policy's own delay.
+type RetryAfterError interface {
+	error
+	RetryAfter() time.Duration
 }
-
-type afterError struct {
-	err   error
-	after time.Duration
-}
-
-func (e *afterError) Error() string { return e.err.Error() }
-func (e *afterError) Unwrap() error { return e.err }
 
 // Op is one try. progressed says that it got further than the try before
 // (bytes arrived, say), even though it failed.
@@ -82,11 +73,11 @@ func Do(ctx context.Context, p Policy, op Op) error {
 		progressed, err := op(ctx)
 		last = err
 		if err != nil && progressed {
-			s.progressed()
+			s.Reset()
 		}
-		var ae *afterError
-		if errors.As(err, &ae) {
-			s.after = ae.after
+		var ra RetryAfterError
+		if errors.As(err, &ra) {
+			s.after = ra.RetryAfter()
 		}
 		return struct{}{}, err
 	}, opts...)
@@ -101,7 +92,7 @@ func Do(ctx context.Context, p Policy, op Op) error {
 }
 
 // state is the BackOff of one Do: the exponential delays, reset by
-// progress, stopped after Policy.Failures failures in a row, and
+// progress (Reset), stopped after Policy.Failures failures in a row, and
 // lengthened to a Retry-After.
 type state struct {
 	p        Policy
@@ -125,11 +116,6 @@ func (s *state) NextBackOff() time.Duration {
 }
 
 func (s *state) Reset() {
-	s.exp.Reset()
-	s.failures = 0
-}
-
-func (s *state) progressed() {
 	s.exp.Reset()
 	s.failures = 0
 }

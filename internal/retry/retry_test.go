@@ -3,12 +3,19 @@ package retry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 )
 
 var errFlaky = errors.New("connection reset")
+
+// busy is a server's answer that says when to come back.
+type busy struct{ after time.Duration }
+
+func (b busy) Error() string             { return "429 Too Many Requests" }
+func (b busy) RetryAfter() time.Duration { return b.after }
 
 // script is an Op that fails with errs[i] on try i (progressing where
 // progress[i]) and succeeds once they run out.
@@ -88,7 +95,7 @@ func TestRetryAfter(t *testing.T) {
 	} {
 		var delays []time.Duration
 		p := Policy{Initial: time.Microsecond, Max: tt.max, Notify: func(_ error, d time.Duration) { delays = append(delays, d) }}
-		s := script{errs: []error{After(errFlaky, tt.after)}}
+		s := script{errs: []error{fmt.Errorf("post: %w", busy{tt.after})}}
 		if err := Do(context.Background(), p, s.op); err != nil {
 			t.Fatal(err)
 		}

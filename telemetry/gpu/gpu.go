@@ -204,23 +204,30 @@ func (c *Collector) Register(meter metric.Meter) error {
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("create GPU metrics: %w", err)
 	}
+	// A device's attributes never change: their sets are built once, not
+	// at every collection.
+	type deviceOpts struct{ device, general, encoder, decoder metric.ObserveOption }
+	opts := make([]deviceOpts, len(c.devices))
+	for i, d := range c.devices {
+		task := func(t string) metric.ObserveOption {
+			return metric.WithAttributeSet(d.attrs(attribute.String(AttrTask, t)))
+		}
+		opts[i] = deviceOpts{metric.WithAttributeSet(d.attrs()), task(TaskGeneral), task(TaskEncoder), task(TaskDecoder)}
+	}
 	reg, err := meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		procs := c.sampleProcesses()
-		for _, d := range c.devices {
-			set := metric.WithAttributeSet(d.attrs())
-			task := func(t string) metric.ObserveOption {
-				return metric.WithAttributeSet(d.attrs(attribute.String(AttrTask, t)))
-			}
+		for i, d := range c.devices {
+			set := opts[i].device
 			if u, ret := d.handle.GetUtilizationRates(); ret == nvml.SUCCESS {
-				o.ObserveFloat64(util, float64(u.Gpu)/100, task(TaskGeneral))
+				o.ObserveFloat64(util, float64(u.Gpu)/100, opts[i].general)
 			}
 			// Percent over a sampling period NVML picks (returned, not
 			// reported).
 			if u, _, ret := d.handle.GetEncoderUtilization(); ret == nvml.SUCCESS {
-				o.ObserveFloat64(util, float64(u)/100, task(TaskEncoder))
+				o.ObserveFloat64(util, float64(u)/100, opts[i].encoder)
 			}
 			if u, _, ret := d.handle.GetDecoderUtilization(); ret == nvml.SUCCESS {
-				o.ObserveFloat64(util, float64(u)/100, task(TaskDecoder))
+				o.ObserveFloat64(util, float64(u)/100, opts[i].decoder)
 			}
 			if m, ret := d.handle.GetMemoryInfo(); ret == nvml.SUCCESS {
 				o.ObserveInt64(memUsage, int64(m.Used), set)

@@ -39,6 +39,9 @@ type apiError struct {
 	retryAfter time.Duration
 }
 
+// RetryAfter is the server's Retry-After (retry.RetryAfterError).
+func (e *apiError) RetryAfter() time.Duration { return e.retryAfter }
+
 func (e *apiError) Error() string {
 	var s string
 	switch e.code {
@@ -102,13 +105,8 @@ func (c *client) post(ctx context.Context, url string, body []byte) ([]byte, err
 		tries++
 		var err error
 		resp, err = c.once(ctx, url, body)
-		var ae *apiError
-		switch {
-		case err == nil:
-		case !retriable(err):
+		if err != nil && !retriable(err) {
 			err = retry.Permanent(err)
-		case errors.As(err, &ae):
-			err = retry.After(err, ae.retryAfter)
 		}
 		return false, err
 	})
